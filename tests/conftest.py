@@ -1,0 +1,30 @@
+"""Test set-up shared by every test module: float32 exactness, quiet TF, tiny shapes."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# TF32 would make float32 matmuls on Ampere+ GPUs agree with float64 references
+# only to ~1e-3; the tests compare to 1e-5, so turn it off everywhere.
+tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
+@pytest.fixture
+def rng():
+    """A fresh, seeded NumPy generator for one test."""
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    """Every test starts (and ends) under the float32 policy."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
