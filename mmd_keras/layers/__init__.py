@@ -1,0 +1,38 @@
+"""Spectrally normalized layers (PIM, PICO, learned gain) and the projection constraint.
+
+See :mod:`mmd_keras.layers.spectral_norm` for the forms and paper references.
+"""
+
+from mmd_keras.layers.constraints import SpectralNormConstraint
+from mmd_keras.layers.pico import (
+    conv2d_operator,
+    conv2d_transpose_operator,
+    dense_operator,
+    matrix_power_iteration,
+    matrix_sigma,
+    operator_power_iteration,
+    operator_sigma,
+)
+from mmd_keras.layers.spectral_norm import (
+    SN_MODES,
+    SNConv2D,
+    SNConv2DTranspose,
+    SNDense,
+    validate_sn_mode,
+)
+
+__all__ = [
+    "SN_MODES",
+    "SNConv2D",
+    "SNConv2DTranspose",
+    "SNDense",
+    "SpectralNormConstraint",
+    "conv2d_operator",
+    "conv2d_transpose_operator",
+    "dense_operator",
+    "matrix_power_iteration",
+    "matrix_sigma",
+    "operator_power_iteration",
+    "operator_sigma",
+    "validate_sn_mode",
+]

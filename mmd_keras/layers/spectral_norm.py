@@ -1,0 +1,240 @@
+"""Spectrally normalized Conv2D / Dense / Conv2DTranspose: PIM, PICO and the learned gain.
+
+``W_eff = g · W / σ(W)`` with
+
+* ``sn_mode="pim"``: ``σ`` of the kernel reshaped to ``[kh·kw·c_in, c_out]`` (Miyato et al., 2018,
+  used by papers 1–2), ``g = γ`` (learned gain) or 1;
+* ``sn_mode="pico"``: ``σ`` of the convolution operator itself (paper 3 App. C), ``g = C·γ`` with the
+  per-layer multiplier ``C = pico_multiplier`` (networks pass ``C = 64^(1/L)``, paper 3's code);
+* ``sn_mode="none"``: the plain layer (use :class:`~mmd_keras.layers.SpectralNormConstraint` as
+  ``kernel_constraint=`` for the projection variant).
+
+``learned_gain=True`` is paper 2's *spectral parametrization*: a trainable scalar ``γ`` (init 1).
+
+**Why not** ``keras.layers.SpectralNormalization``: that wrapper *assigns* ``W/σ`` into the kernel
+variable on each training call, so the optimizer updates the already-normalized kernel and no
+gradient flows through ``σ(W)``. Here the kernel variable stays unnormalized and ``W/σ(W)`` is
+computed inside the forward pass, so ``∂ output/∂W`` contains the ``−W·∂σ/∂W/σ²`` term, as in
+Miyato's formulation that the papers use (``u``, ``v`` / ``x`` are constants for the gradient).
+
+State: the power-iteration vector (``sn_u`` ``[1, c_out]`` for PIM, ``sn_x`` ``[1, H, W, c_in]`` for
+PICO) is non-trainable, float32 even under mixed precision, and is advanced by
+``power_iterations`` rounds once per call with ``training=True`` (inference reads it only).
+It is created with ``aggregation="only_first_replica"`` — TF's setting for values computed
+identically on every replica (like the optimizer's iteration counter): the update depends only on
+the (mirrored) kernel and the previous vector, never on the inputs, so every replica computes the
+same value and the first replica's value is written to all of them; every replica therefore ends
+a step with the same state. Under mixed precision the kernel read inside ``call`` is the
+autocast one, so ``σ`` is the norm of exactly the operator applied.
+"""
+
+import keras
+import tensorflow as tf
+
+from mmd_keras.layers import pico
+
+SN_MODES = ("none", "pim", "pico")
+
+
+def validate_sn_mode(sn_mode, accepted=SN_MODES, arg="sn_mode"):
+    """Raises ``ValueError`` naming ``arg`` unless ``sn_mode`` is one of ``accepted``."""
+    if sn_mode not in accepted:
+        raise ValueError(
+            f"Expected `{arg}` to be one of {accepted}. Received: `{arg}={sn_mode!r}`"
+        )
+    return sn_mode
+
+
+class _SpectralNormMixin:
+    """Shared state, validation and normalization of the three SN layers."""
+
+    def __init__(self, *args, sn_mode="pim", learned_gain=False, power_iterations=1,
+                 pico_multiplier=1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_sn(sn_mode, learned_gain, power_iterations, pico_multiplier)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_sn(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), **self._sn_config()}
+
+    def _init_sn(self, sn_mode, learned_gain, power_iterations, pico_multiplier):
+        validate_sn_mode(sn_mode)
+        if not isinstance(power_iterations, int) or power_iterations < 1:
+            raise ValueError(
+                "Expected `power_iterations` to be an int >= 1. "
+                f"Received: `power_iterations={power_iterations!r}`"
+            )
+        if not pico_multiplier > 0:
+            raise ValueError(
+                "Expected `pico_multiplier` > 0. Received: "
+                f"`pico_multiplier={pico_multiplier!r}`"
+            )
+        if learned_gain and sn_mode == "none":
+            raise ValueError(
+                "Expected `sn_mode` 'pim' or 'pico' with `learned_gain=True` (the gain "
+                f"multiplies W/σ(W)). Received: `sn_mode={sn_mode!r}`"
+            )
+        if sn_mode != "none" and getattr(self, "data_format", "channels_last") != "channels_last":
+            raise ValueError(
+                "Expected `data_format='channels_last'` with spectral normalization. "
+                f"Received: `data_format={self.data_format!r}`"
+            )
+        if sn_mode != "none" and getattr(self, "groups", 1) != 1:
+            raise ValueError(
+                f"Expected `groups=1` with spectral normalization. Received: `groups={self.groups}`"
+            )
+        self.sn_mode = sn_mode
+        self.learned_gain = bool(learned_gain)
+        self.power_iterations = power_iterations
+        self.pico_multiplier = float(pico_multiplier)
+
+    def _sn_config(self):
+        return {
+            "sn_mode": self.sn_mode,
+            "learned_gain": self.learned_gain,
+            "power_iterations": self.power_iterations,
+            "pico_multiplier": self.pico_multiplier,
+        }
+
+    def _build_sn(self, input_shape):
+        if self.learned_gain:
+            self.gain = self.add_weight(
+                name="gain", shape=(), initializer="ones", trainable=True, dtype="float32",
+                autocast=False,
+            )
+        normal = keras.initializers.RandomNormal(stddev=1.0)
+        if self.sn_mode == "pim":
+            self.sn_u = self.add_weight(
+                name="sn_u", shape=(1, self.kernel.shape[-1]), initializer=normal,
+                trainable=False, dtype="float32", autocast=False,
+                aggregation="only_first_replica",
+            )
+        elif self.sn_mode == "pico":
+            shape = (1,) + tuple(input_shape[1:])
+            if any(d is None for d in shape):
+                raise ValueError(
+                    "Expected a fully known input shape (except batch) for `sn_mode='pico'` "
+                    f"(the persistent vector is input-shaped). Received: `input_shape={input_shape}`"
+                )
+            self.sn_x = self.add_weight(
+                name="sn_x", shape=shape, initializer=normal, trainable=False,
+                dtype="float32", autocast=False, aggregation="only_first_replica",
+            )
+
+    def _operator_fns(self, kernel):
+        """``(operator, adjoint)`` of the layer's linear part; overridden per layer."""
+        raise NotImplementedError
+
+    def spectral_norm(self, training=False):
+        """The current estimate ``σ(W)`` (float32 scalar) for the layer's ``sn_mode``.
+
+        With ``training=True`` the vector is advanced ``power_iterations`` rounds and stored.
+        """
+        kernel = tf.cast(tf.convert_to_tensor(self.kernel), tf.float32)
+        if self.sn_mode == "pim":
+            matrix = tf.reshape(kernel, [-1, kernel.shape[-1]])
+            u, v = pico.matrix_power_iteration(
+                matrix, self.sn_u, self.power_iterations if training else 0
+            )
+            if training:
+                self.sn_u.assign(u)
+            return pico.matrix_sigma(matrix, u, v)
+        if self.sn_mode == "pico":
+            operator, adjoint = self._operator_fns(kernel)
+            x = pico.operator_power_iteration(
+                operator, adjoint, self.sn_x, self.power_iterations if training else 0
+            )
+            if training:
+                self.sn_x.assign(x)
+            return pico.operator_sigma(operator, x)
+        raise ValueError("`spectral_norm()` needs `sn_mode` 'pim' or 'pico'. Received: "
+                         f"`sn_mode={self.sn_mode!r}`")
+
+    def effective_gain(self):
+        """``g`` of ``W_eff = g·W/σ``: ``γ`` (or 1) times ``C`` under PICO; float32 scalar."""
+        gain = tf.constant(self.pico_multiplier if self.sn_mode == "pico" else 1.0, tf.float32)
+        if self.learned_gain:
+            gain = gain * tf.convert_to_tensor(self.gain)
+        return gain
+
+    def normalized_kernel(self, training=False):
+        """The kernel used in the forward pass, in the layer's compute dtype."""
+        kernel = tf.convert_to_tensor(self.kernel)
+        if self.sn_mode == "none":
+            return kernel
+        sigma = self.spectral_norm(training=training)
+        scale = self.effective_gain() / sigma
+        return tf.cast(tf.cast(kernel, tf.float32) * scale, kernel.dtype)
+
+    def _finish(self, outputs):
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, outputs.dtype))
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+
+_SN_DOC = """
+    Args (in addition to those of the Keras layer):
+        sn_mode: "none", "pim" (reshaped-kernel power iteration) or "pico" (operator power
+            iteration, paper 3).
+        learned_gain: trainable scalar γ (init 1) multiplying W/σ(W) (paper 2).
+        power_iterations: rounds per training call (default 1).
+        pico_multiplier: C of paper 3 (W_eff = C·W/σ) under "pico"; networks pass 64^(1/L).
+"""
+
+
+@keras.saving.register_keras_serializable(package="mmd_keras")
+class SNConv2D(_SpectralNormMixin, keras.layers.Conv2D):
+    __doc__ = "``keras.layers.Conv2D`` with spectral normalization of its kernel.\n" + _SN_DOC
+
+    def _operator_fns(self, kernel):
+        return pico.conv2d_operator(
+            kernel, self.sn_x.shape, self.strides, self.padding, self.dilation_rate
+        )
+
+    def call(self, inputs, training=False):
+        return self._finish(self.convolution_op(inputs, self.normalized_kernel(training)))
+
+
+@keras.saving.register_keras_serializable(package="mmd_keras")
+class SNConv2DTranspose(_SpectralNormMixin, keras.layers.Conv2DTranspose):
+    __doc__ = ("``keras.layers.Conv2DTranspose`` with spectral normalization; PIM reshapes the "
+               "``[kh, kw, c_out, c_in]`` kernel to ``[kh·kw·c_out, c_in]``.\n" + _SN_DOC)
+
+    def _operator_fns(self, kernel):
+        output_shape = self.compute_output_shape((1,) + tuple(self.sn_x.shape[1:]))
+        return pico.conv2d_transpose_operator(
+            kernel, output_shape, self.strides, self.padding, self.dilation_rate
+        )
+
+    def call(self, inputs, training=False):
+        outputs = keras.ops.conv_transpose(
+            inputs, self.normalized_kernel(training), strides=list(self.strides),
+            padding=self.padding, output_padding=self.output_padding,
+            dilation_rate=self.dilation_rate, data_format=self.data_format,
+        )
+        return self._finish(outputs)
+
+
+@keras.saving.register_keras_serializable(package="mmd_keras")
+class SNDense(_SpectralNormMixin, keras.layers.Dense):
+    __doc__ = ("``keras.layers.Dense`` (2-D inputs) with spectral normalization; PIM and PICO "
+               "coincide up to the vector's side (``[1, c_out]`` vs ``[1, d_in]``).\n" + _SN_DOC)
+
+    def build(self, input_shape):
+        if self.sn_mode != "none" and len(input_shape) != 2:
+            raise ValueError(
+                "Expected 2-D inputs [batch, features] for a normalized `SNDense`. "
+                f"Received: `input_shape={input_shape}`"
+            )
+        super().build(input_shape)
+
+    def _operator_fns(self, kernel):
+        return pico.dense_operator(kernel)
+
+    def call(self, inputs, training=False):
+        return self._finish(tf.matmul(inputs, self.normalized_kernel(training)))

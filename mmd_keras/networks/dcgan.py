@@ -1,0 +1,190 @@
+"""DCGAN-family generators and critics: paper 3 Tables S1/S2, paper 1 DCGAN, paper 2 CNN, small.
+
+Every conv/dense layer has a bias; BatchNorm (generators only) has γ and β. Critics have no
+normalization layers (gradient penalties need per-sample gradients); generators end with tanh.
+"""
+
+import keras
+
+from mmd_keras.networks import common
+
+
+def dcgan_generator(*, latent_dim, image_size, start_size, start_filters, up_filters,
+                    up_kernel, channels, batch_norm, dense_activation, final, sn=None, name=None):
+    """Dense → ``start_size²·start_filters`` → stride-2 deconvs (BN, ReLU) → tanh output.
+
+    Args:
+        latent_dim: size of the latent vector z.
+        image_size: output height = width (``start_size·2^len(up_filters)``, or one more
+            doubling when ``final="deconv"``).
+        start_filters: channels of the dense layer's reshaped output.
+        up_filters: filters of the stride-2 deconvolutions (each followed by BN and ReLU).
+        up_kernel: their kernel size.
+        channels: image channels.
+        batch_norm: BN after the dense layer (if ``dense_activation``) and after each deconv.
+        dense_activation: ``True`` → BN+ReLU after the dense layer (paper 1, paper 2);
+            ``False`` → linear (paper 3 Tables S1/S2).
+        final: ``"conv3"`` (3×3 stride-1 conv to ``channels``) or ``"deconv"`` (a last
+            stride-2 ``up_kernel`` deconv to ``channels``, paper 1 DCGAN).
+        sn: keyword arguments of :class:`~mmd_keras.networks.common.LayerFactory` (without
+            ``num_sn_layers``, which is counted here: C = pico_gain^(1/L)).
+        name: model name.
+
+    Returns:
+        ``keras.Model``: ``[b, latent_dim] → [b, image_size, image_size, channels]`` in [-1, 1].
+    """
+    factory = common.LayerFactory(num_sn_layers=len(up_filters) + 2, **(sn or {}))
+    z = keras.Input((latent_dim,), name="latents")
+    x = factory.dense(start_size * start_size * start_filters, name="dense")(z)
+    if dense_activation:
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name="dense_bn")(x)
+        x = keras.layers.ReLU()(x)
+    x = keras.layers.Reshape((start_size, start_size, start_filters))(x)
+    for i, filters in enumerate(up_filters):
+        x = factory.deconv(filters, up_kernel, strides=2, name=f"deconv{i}")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"deconv{i}_bn")(x)
+        x = keras.layers.ReLU()(x)
+    if final == "deconv":
+        x = factory.deconv(channels, up_kernel, strides=2, name="to_image")(x)
+    else:
+        x = factory.conv(channels, 3, strides=1, name="to_image")(x)
+    images = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
+    if images.shape[1] != image_size:
+        raise ValueError(f"Internal size mismatch: {images.shape} vs `image_size={image_size}`")
+    return keras.Model(z, images, name=name)
+
+
+def dcgan_critic(*, image_size, channels, convs, leaky_slope, output_dim, sn=None, name=None):
+    """Convs (``same`` padding, LeakyReLU) → flatten → dense ``output_dim`` (linear).
+
+    Args:
+        convs: sequence of ``(filters, kernel_size, stride)``.
+        leaky_slope: negative slope of LeakyReLU.
+        output_dim: critic output size s.
+        sn: as in :func:`dcgan_generator`.
+
+    Returns:
+        ``keras.Model``: ``[b, image_size, image_size, channels] → [b, output_dim]`` float32.
+    """
+    factory = common.LayerFactory(num_sn_layers=len(convs) + 1, **(sn or {}))
+    images = keras.Input((image_size, image_size, channels), name="images")
+    x = images
+    for i, (filters, kernel_size, stride) in enumerate(convs):
+        x = factory.conv(filters, kernel_size, strides=stride, name=f"conv{i}")(x)
+        x = keras.layers.LeakyReLU(negative_slope=leaky_slope)(x)
+    x = keras.layers.Flatten()(x)
+    x = factory.dense(output_dim, name="dense")(x)
+    features = keras.layers.Activation("linear", dtype="float32", name="features")(x)
+    return keras.Model(images, features, name=name)
+
+
+def _paired_convs(widths):
+    """Paper 3 / Miyato pattern: 3×3 s1, then alternating 4×4 s2 and 3×3 s1."""
+    return [(w, 3 if i % 2 == 0 else 4, 1 if i % 2 == 0 else 2) for i, w in enumerate(widths)]
+
+
+# --- Paper 3, Tables S1 (32 px, 48 px) and S2 (64 px) -------------------------------------------
+
+def s1_generator(*, image_size=32, channels=3, latent_dim=128, widths=(512, 256, 128, 64),
+                 batch_norm=True, sn=None, name="dcgan_s1_generator"):
+    common.check_image_size(image_size, 8, "dcgan_s1")
+    widths = common.check_widths(widths, 4)
+    return dcgan_generator(
+        latent_dim=latent_dim, image_size=image_size, start_size=image_size // 8,
+        start_filters=widths[0], up_filters=widths[1:], up_kernel=4, channels=channels,
+        batch_norm=batch_norm, dense_activation=False, final="conv3", sn=sn, name=name)
+
+
+def s1_critic(*, image_size=32, channels=3, widths=(64, 128, 128, 256, 256, 512, 512),
+              leaky_slope=0.1, output_dim=16, sn=None, name="dcgan_s1_critic"):
+    common.check_image_size(image_size, 8, "dcgan_s1")
+    widths = common.check_widths(widths, 7)
+    return dcgan_critic(image_size=image_size, channels=channels, convs=_paired_convs(widths),
+                        leaky_slope=leaky_slope, output_dim=output_dim, sn=sn, name=name)
+
+
+def s2_generator(*, image_size=64, channels=3, latent_dim=128,
+                 widths=(1024, 512, 256, 128, 64), batch_norm=True, sn=None,
+                 name="dcgan_s2_generator"):
+    common.check_image_size(image_size, 16, "dcgan_s2")
+    widths = common.check_widths(widths, 5)
+    return dcgan_generator(
+        latent_dim=latent_dim, image_size=image_size, start_size=image_size // 16,
+        start_filters=widths[0], up_filters=widths[1:], up_kernel=4, channels=channels,
+        batch_norm=batch_norm, dense_activation=False, final="conv3", sn=sn, name=name)
+
+
+def s2_critic(*, image_size=64, channels=3,
+              widths=(64, 128, 128, 256, 256, 512, 512, 1024, 1024), leaky_slope=0.1,
+              output_dim=16, sn=None, name="dcgan_s2_critic"):
+    common.check_image_size(image_size, 16, "dcgan_s2")
+    widths = common.check_widths(widths, 9)
+    return dcgan_critic(image_size=image_size, channels=channels, convs=_paired_convs(widths),
+                        leaky_slope=leaky_slope, output_dim=output_dim, sn=sn, name=name)
+
+
+# --- Paper 2 "sngan" CIFAR CNN (Miyato et al. 2018, Table 3) -------------------------------------
+
+def sngan_generator(*, image_size=32, channels=3, latent_dim=128, widths=(512, 256, 128, 64),
+                    batch_norm=True, sn=None, name="sngan_generator"):
+    common.check_image_size(image_size, 8, "sngan")
+    widths = common.check_widths(widths, 4)
+    return dcgan_generator(
+        latent_dim=latent_dim, image_size=image_size, start_size=image_size // 8,
+        start_filters=widths[0], up_filters=widths[1:], up_kernel=5, channels=channels,
+        batch_norm=batch_norm, dense_activation=True, final="conv3", sn=sn, name=name)
+
+
+def sngan_critic(*, image_size=32, channels=3, widths=(64, 64, 128, 128, 256, 256, 512),
+                 leaky_slope=0.2, output_dim=16, sn=None, name="sngan_critic"):
+    common.check_image_size(image_size, 8, "sngan")
+    widths = common.check_widths(widths, 7)
+    return dcgan_critic(image_size=image_size, channels=channels, convs=_paired_convs(widths),
+                        leaky_slope=leaky_slope, output_dim=output_dim, sn=sn, name=name)
+
+
+# --- Paper 1 DCGAN (Radford et al.; critic size 16 or 64) -----------------------------------------
+
+def p1_generator(*, image_size=64, channels=3, latent_dim=100, widths=(512, 256, 128, 64),
+                 batch_norm=True, sn=None, name="dcgan_p1_generator"):
+    common.check_image_size(image_size, 16, "dcgan_p1")
+    widths = common.check_widths(widths, 4)
+    return dcgan_generator(
+        latent_dim=latent_dim, image_size=image_size, start_size=image_size // 16,
+        start_filters=widths[0], up_filters=widths[1:], up_kernel=5, channels=channels,
+        batch_norm=batch_norm, dense_activation=True, final="deconv", sn=sn, name=name)
+
+
+def p1_critic(*, image_size=64, channels=3, widths=(64, 128, 256, 512), leaky_slope=0.2,
+              output_dim=16, sn=None, name="dcgan_p1_critic"):
+    common.check_image_size(image_size, 16, "dcgan_p1")
+    widths = common.check_widths(widths, 4)
+    return dcgan_critic(image_size=image_size, channels=channels,
+                        convs=[(w, 5, 2) for w in widths], leaky_slope=leaky_slope,
+                        output_dim=output_dim, sn=sn, name=name)
+
+
+# --- "small": tiny pair for the offline 16/32 px digits default ---------------------------------
+
+def small_generator(*, image_size=16, channels=1, latent_dim=32, widths=(32,),
+                    batch_norm=True, sn=None, name="small_generator"):
+    """Dense → 4×4×(w·2^(k−1)) (BN, ReLU) → k deconvs 4×4 s2 (halving) → 3×3 conv, tanh."""
+    steps = common.power_of_two_steps(image_size, 4, "small")
+    (width,) = common.check_widths(widths, 1)
+    up = [width * 2 ** (steps - 1 - i) for i in range(steps)]
+    return dcgan_generator(
+        latent_dim=latent_dim, image_size=image_size, start_size=4, start_filters=up[0],
+        up_filters=up, up_kernel=4, channels=channels, batch_norm=batch_norm,
+        dense_activation=True, final="conv3", sn=sn, name=name)
+
+
+def small_critic(*, image_size=16, channels=1, widths=(32,), leaky_slope=0.2, output_dim=16,
+                 sn=None, name="small_critic"):
+    """k convs 4×4 s2 (w, 2w, …) down to 4×4 → dense ``output_dim``."""
+    steps = common.power_of_two_steps(image_size, 4, "small")
+    (width,) = common.check_widths(widths, 1)
+    return dcgan_critic(image_size=image_size, channels=channels,
+                        convs=[(width * 2**i, 4, 2) for i in range(steps)],
+                        leaky_slope=leaky_slope, output_dim=output_dim, sn=sn, name=name)

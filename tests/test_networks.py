@@ -1,0 +1,183 @@
+"""Network builders: parameter counts from the papers' tables, shapes, ranges, SN wiring, errors."""
+
+import keras
+import numpy as np
+import pytest
+
+from mmd_keras import layers, networks
+
+
+def trainable_count(model):
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def dense(n_in, n_out):
+    return n_in * n_out + n_out
+
+
+def conv(k, c_in, c_out):
+    return k * k * c_in * c_out + c_out
+
+
+def bn(c):
+    return 2 * c  # trainable γ, β (moving statistics are not trainable)
+
+
+def test_dcgan_s1_counts_match_paper3_table_s1():
+    # Table S1 (CIFAR, h = w = 4): z 128 → 4·4·512 linear; deconv 4×4 512→256, 256→128, 128→64
+    # each + BN; 3×3 conv 64→3. Critic: 3×3 3→64, 4×4 64→128, 3×3 128→128, 4×4 128→256,
+    # 3×3 256→256, 4×4 256→512, 3×3 512→512, dense 4·4·512 → s = 16.
+    generator = (dense(128, 4 * 4 * 512) + conv(4, 512, 256) + bn(256) + conv(4, 256, 128)
+                 + bn(128) + conv(4, 128, 64) + bn(64) + conv(3, 64, 3))
+    critic = (conv(3, 3, 64) + conv(4, 64, 128) + conv(3, 128, 128) + conv(4, 128, 256)
+              + conv(3, 256, 256) + conv(4, 256, 512) + conv(3, 512, 512) + dense(4 * 4 * 512, 16))
+    # = 1,056,768 + 2,097,408 + 512 + 524,416 + 256 + 131,136 + 128 + 1,731
+    assert generator == 3_812_355
+    # = 1,792 + 131,200 + 147,584 + 524,544 + 590,080 + 2,097,664 + 2,359,808 + 131,088
+    assert critic == 5_983_760
+    assert trainable_count(networks.build_generator("dcgan_s1")) == generator
+    assert trainable_count(networks.build_critic("dcgan_s1", sn_mode="none")) == critic
+    # STL-10, 48 px: h = w = 6 changes only the two dense layers
+    g48 = generator - dense(128, 4 * 4 * 512) + dense(128, 6 * 6 * 512)
+    c48 = critic - dense(4 * 4 * 512, 16) + dense(6 * 6 * 512, 16)
+    assert trainable_count(networks.build_generator("dcgan_s1", image_size=48)) == g48
+    assert trainable_count(networks.build_critic("dcgan_s1", image_size=48)) == c48
+
+
+def test_dcgan_s2_counts_match_paper3_table_s2():
+    generator = (dense(128, 4 * 4 * 1024) + conv(4, 1024, 512) + bn(512) + conv(4, 512, 256)
+                 + bn(256) + conv(4, 256, 128) + bn(128) + conv(4, 128, 64) + bn(64)
+                 + conv(3, 64, 3))
+    # the table's last line reads "4×4×512 → s"; the conv before it has 1024 channels
+    critic = (conv(3, 3, 64) + conv(4, 64, 128) + conv(3, 128, 128) + conv(4, 128, 256)
+              + conv(3, 256, 256) + conv(4, 256, 512) + conv(3, 512, 512) + conv(4, 512, 1024)
+              + conv(3, 1024, 1024) + dense(4 * 4 * 1024, 1))
+    assert trainable_count(networks.build_generator("dcgan_s2")) == generator
+    assert trainable_count(networks.build_critic("dcgan_s2", output_dim=1)) == critic
+
+
+def test_sngan_and_dcgan_p1_counts():
+    # paper 2 CIFAR CNN (Miyato Table 3): z 128 → 4·4·512 (BN, ReLU), 5×5 deconvs 256/128/64 +
+    # BN, 3×3 conv → 3; critic 3×3 64, 4×4 64, 3×3 128, 4×4 128, 3×3 256, 4×4 256, 3×3 512, dense.
+    g = (dense(128, 8192) + bn(8192) + conv(5, 512, 256) + bn(256) + conv(5, 256, 128) + bn(128)
+         + conv(5, 128, 64) + bn(64) + conv(3, 64, 3))
+    c = (conv(3, 3, 64) + conv(4, 64, 64) + conv(3, 64, 128) + conv(4, 128, 128)
+         + conv(3, 128, 256) + conv(4, 256, 256) + conv(3, 256, 512) + dense(4 * 4 * 512, 16))
+    assert trainable_count(networks.build_generator("sngan")) == g
+    assert trainable_count(networks.build_critic("sngan")) == c
+    # paper 1 DCGAN at 32 px, critic size 16, output 256 (distance kernel): 4 × 5×5 s2 convs
+    # 16, 32, 64, 128 → 2·2·128 → 256. Generator z 100 → 2·2·512 (BN, ReLU), 5×5 deconvs
+    # 256/128/64 + BN, 5×5 deconv → 3.
+    c = (conv(5, 3, 16) + conv(5, 16, 32) + conv(5, 32, 64) + conv(5, 64, 128)
+         + dense(2 * 2 * 128, 256))
+    g = (dense(100, 2 * 2 * 512) + bn(2048) + conv(5, 512, 256) + bn(256) + conv(5, 256, 128)
+         + bn(128) + conv(5, 128, 64) + bn(64) + conv(5, 64, 3))
+    critic = networks.build_critic("dcgan_p1", image_size=32, widths=(16, 32, 64, 128),
+                                   output_dim=256)
+    assert trainable_count(critic) == c
+    assert trainable_count(networks.build_generator("dcgan_p1", image_size=32)) == g
+
+
+def _up_block(c_in, c_out):
+    return bn(c_in) + conv(3, c_in, c_out) + bn(c_out) + conv(3, c_out, c_out) + conv(1, c_in, c_out)
+
+
+def test_resnet_and_celeba160_counts():
+    # paper 2 SN-ResNet 64: z 128 → 4·4·1024, up-blocks 1024→512→256→128→64, BN, 3×3 conv → 3
+    g = (dense(128, 4 * 4 * 1024) + _up_block(1024, 512) + _up_block(512, 256)
+         + _up_block(256, 128) + _up_block(128, 64) + bn(64) + conv(3, 64, 3))
+    # critic: optimized block 3→64 (two 3×3 + 1×1 shortcut), down-blocks 64→128→…→1024
+    # (two 3×3 + 1×1 shortcut each), global sum pool, dense 1024 → 1
+    c = conv(3, 3, 64) + conv(3, 64, 64) + conv(1, 3, 64)
+    for c_in, c_out in [(64, 128), (128, 256), (256, 512), (512, 1024)]:
+        c += conv(3, c_in, c_out) + conv(3, c_out, c_out) + conv(1, c_in, c_out)
+    c += dense(1024, 1)
+    assert trainable_count(networks.build_generator("resnet")) == g
+    assert trainable_count(networks.build_critic("resnet", output_dim=1)) == c
+    # paper 1 CelebA 160: same generator from 10×10 (z 100); 5-layer critic 5×5 s2 to 5×5×1024
+    g160 = g - dense(128, 4 * 4 * 1024) + dense(100, 10 * 10 * 1024)
+    c160 = (conv(5, 3, 64) + conv(5, 64, 128) + conv(5, 128, 256) + conv(5, 256, 512)
+            + conv(5, 512, 1024) + dense(5 * 5 * 1024, 16))
+    assert trainable_count(networks.build_generator("celeba160")) == g160
+    assert trainable_count(networks.build_critic("celeba160")) == c160
+
+
+def test_small_and_mlp_counts_and_learned_gain_adds_one_per_layer():
+    # small, 16 px, w = 32: z 32 → 4·4·64 (BN), deconv 4×4 64→64, 64→32 (+BN), 3×3 32→1
+    g = (dense(32, 1024) + bn(1024) + conv(4, 64, 64) + bn(64) + conv(4, 64, 32) + bn(32)
+         + conv(3, 32, 1))
+    c = conv(4, 1, 32) + conv(4, 32, 64) + dense(4 * 4 * 64, 16)
+    assert trainable_count(networks.build_generator("small")) == g
+    assert trainable_count(networks.build_critic("small")) == c
+    # learned gain: one trainable γ per normalized layer (2 convs + dense)
+    assert trainable_count(networks.build_critic("small", sn_mode="pim", learned_gain=True)) == c + 3
+    g = dense(16, 128) + 2 * dense(128, 128) + dense(128, 2)
+    assert trainable_count(networks.build_generator("mlp")) == g
+    assert trainable_count(networks.build_critic("mlp")) == dense(2, 128) + 2 * dense(128, 128) + dense(128, 16)
+
+
+@pytest.mark.parametrize("arch,kwargs", [
+    ("small", {}), ("small", {"image_size": 32, "channels": 3}),
+    ("dcgan_s1", {"widths": (32, 16, 8, 4)}),
+])
+def test_generator_shapes_and_tanh_range(arch, kwargs):
+    keras.utils.set_random_seed(0)
+    generator = networks.build_generator(arch, latent_dim=8, **kwargs)
+    z = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32) * 50.0
+    images = np.asarray(generator(z, training=True))
+    size, channels = kwargs.get("image_size", 16 if arch == "small" else 32), kwargs.get(
+        "channels", 1 if arch == "small" else 3)
+    assert images.shape == (3, size, size, channels)
+    assert np.all(np.abs(images) <= 1.0) and np.abs(images).max() > 0.5  # saturating tanh
+
+
+@pytest.mark.parametrize("sn_mode", ["none", "pim", "pico", "constraint"])
+def test_critic_sn_modes_are_wired(sn_mode):
+    critic = networks.build_critic("small", image_size=8, widths=(4,), output_dim=3,
+                                   sn_mode=sn_mode)
+    kinds = [type(layer) for layer in critic.layers if "conv" in layer.name or "dense" in layer.name]
+    assert critic.output_shape == (None, 3) and len(kinds) == 2
+    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in critic.layers)
+    if sn_mode in ("pim", "pico"):
+        sn = [l for l in critic.layers if hasattr(l, "sn_mode")]
+        assert {l.sn_mode for l in sn} == {sn_mode} and len(sn) == 2
+        np.testing.assert_allclose([l.pico_multiplier for l in sn], 64.0 ** 0.5)  # C^L = 64, L = 2
+    elif sn_mode == "constraint":
+        assert all(isinstance(l.kernel_constraint, layers.SpectralNormConstraint)
+                   for l in critic.layers if hasattr(l, "kernel_constraint"))
+    out = critic(np.zeros((2, 8, 8, 1), np.float32), training=True)
+    assert out.dtype == "float32" and out.shape == (2, 3)
+
+
+def test_paper3_multiplier_uses_eight_and_ten_layers():
+    c1 = networks.build_critic("dcgan_s1", widths=(4,) * 7)
+    c2 = networks.build_critic("dcgan_s2", widths=(2,) * 9)
+    assert c1.get_layer("conv0").pico_multiplier == pytest.approx(64 ** (1 / 8))
+    assert c2.get_layer("dense").pico_multiplier == pytest.approx(64 ** (1 / 10))
+
+
+@pytest.mark.parametrize("build,arg", [
+    (lambda: networks.build_generator("dcgan_s1", image_size=36), "image_size"),
+    (lambda: networks.build_critic("small", image_size=24), "image_size"),
+    (lambda: networks.build_critic("resnet", image_size=40), "image_size"),
+    (lambda: networks.build_critic("small", sn_mode="spectral"), "sn_mode"),
+    (lambda: networks.build_critic("small", output_dim=0), "output_dim"),
+    (lambda: networks.build_generator("small", latent_dim=0), "latent_dim"),
+    (lambda: networks.build_critic("vgg"), "arch"),
+    (lambda: networks.build_critic("small", widths=(8, 8)), "widths"),
+    (lambda: networks.build_critic("small", colour=3), "colour"),
+    (lambda: networks.build_critic("small", learned_gain=True, sn_mode="none"), "sn_mode"),
+    (lambda: networks.validate("dcgan_s2", image_size=40), "image_size"),
+    (lambda: networks.validate("small", output_dim=-1), "output_dim"),
+])
+def test_bad_input_raises_value_error_naming_the_argument(build, arg):
+    with pytest.raises(ValueError, match=f"`{arg}"):
+        build()
+
+
+def test_validate_accepts_buildable_sizes():
+    for arch, size in [("dcgan_s1", 48), ("dcgan_s2", 64), ("small", 16), ("celeba160", 160),
+                       ("resnet", 64), ("sngan", 32), ("dcgan_p1", 64)]:
+        assert networks.validate(arch, image_size=size) is None
+    assert set(networks.ARCHITECTURES) == {"dcgan_s1", "dcgan_s2", "sngan", "resnet", "dcgan_p1",
+                                           "celeba160", "mlp", "small"}
