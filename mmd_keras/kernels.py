@@ -372,6 +372,7 @@ _REGISTRY = {
     cls.name: cls for cls in (RBF, RationalQuadratic, RationalQuadraticDot, Dot, Distance, Polynomial)
 }
 KERNELS = tuple(_REGISTRY)
+_BY_CLASS_NAME = {cls.__name__: cls for cls in _REGISTRY.values()}
 
 
 def get(identifier, **params):
@@ -394,6 +395,13 @@ def get(identifier, **params):
             )
         return identifier
     if isinstance(identifier, dict):
+        # The short form {"class_name": "RBF" or "rbf", "config": {...}} is resolved
+        # here; anything else (e.g. registered_name "mmd_keras>RBF") goes to Keras.
+        cls = _BY_CLASS_NAME.get(identifier.get("class_name")) or _REGISTRY.get(
+            identifier.get("class_name")
+        )
+        if cls is not None and set(identifier) <= {"class_name", "config"}:
+            return cls.from_config(dict(identifier.get("config") or {}))
         return keras.saving.deserialize_keras_object(identifier)
     if not isinstance(identifier, str) or identifier not in _REGISTRY:
         raise ValueError(

@@ -135,6 +135,9 @@ def test_config_round_trip(name):
     restored = kernels.get(kernels.serialize(kernel))
     assert restored == kernel and restored is not kernel
     assert type(kernel).from_config(kernel.get_config()) == kernel
+    short = {"class_name": type(kernel).__name__, "config": kernel.get_config()}
+    assert kernels.get(short) == kernel
+    assert kernels.get({"class_name": name, "config": {}}) == kernels.get(name)
 
 
 def test_tf_function_and_jit_compile(rng):
