@@ -138,3 +138,23 @@ def test_uniform_from_seed_matches_numpy_and_xla():
     u = np_uniform_from_seed([1, 2], 20000)
     assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.005 and 0 < u.min() and u.max() < 1
     assert not np.allclose(np_uniform_from_seed([1, 2], 7), np_uniform_from_seed([2, 1], 7))
+
+
+def test_gradient_penalty_gradient_is_finite_when_an_input_gradient_is_zero():
+    # ReLU critic: the second sample sits where every unit is dead, so its input
+    # gradient is exactly 0; tf.norm there has a NaN gradient (0·inf).
+    from mmd_keras.losses import penalties
+
+    w = tf.Variable([[1.0], [1.0]])
+    x = tf.constant([[1.0, 2.0], [-1.0, -2.0]])
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            out = tf.reduce_sum(tf.nn.relu(tf.matmul(x, w)))
+        g = inner.gradient(out, x)
+        penalty = penalties.gradient_penalty_from_gradients(g)
+    grad = outer.gradient(penalty, w).numpy()
+    # Sample 1: g = wᵀ (norm √2), sample 2: g = 0 → penalty ((√2−1)² + 1)/2; its w-gradient
+    # comes from sample 1 only: (√2 − 1)·w/‖w‖.
+    np.testing.assert_allclose(penalty.numpy(), ((2**0.5 - 1) ** 2 + 1) / 2, rtol=1e-6)
+    np.testing.assert_allclose(grad[:, 0], (2**0.5 - 1) / 2**0.5 * np.ones(2), rtol=1e-5)

@@ -102,8 +102,18 @@ def gradient_norms(gradients, legacy_gp_axis=False):
     """
     g = tf.cast(_images(gradients, "gradients"), tf.float32)
     if legacy_gp_axis:
-        return tf.sqrt(tf.reduce_sum(tf.square(g), axis=1))
-    return tf.norm(tf.reshape(g, [tf.shape(g)[0], -1]), axis=1)
+        return _safe_sqrt(tf.reduce_sum(tf.square(g), axis=1))
+    return _safe_sqrt(tf.reduce_sum(tf.square(tf.reshape(g, [tf.shape(g)[0], -1])), axis=1))
+
+
+def _safe_sqrt(t):
+    """sqrt with gradient 0 (not NaN) where t = 0.
+
+    A sample whose input gradient is exactly zero (dead ReLUs, a saturated critic)
+    would otherwise make the penalty's gradient 0·inf = NaN for every weight.
+    """
+    positive = t > 0.0
+    return tf.where(positive, tf.sqrt(tf.where(positive, t, tf.ones_like(t))), tf.zeros_like(t))
 
 
 def gradient_penalty_from_gradients(gradients, target=1.0, legacy_gp_axis=False):
