@@ -1,0 +1,376 @@
+"""`MMDGAN`: a `keras.Model` that trains a generator against a critic with any MMD-family loss.
+
+One `fit` step is one **generator** step. Inside it, in one compiled call (the critic
+steps are unrolled in Python at trace time — Keras 3 turns AutoGraph off in
+`train_step`):
+
+* ``critic_schedule="fixed"``: ``critic_steps`` critic updates, then one generator update
+  (papers 1-2: 5).
+* ``critic_schedule="paper2"``: 10 critic updates when ``step < 20`` or ``step % 500 == 0``,
+  else 5 (Arbel et al. 2018); critic steps 6-10 run inside ``tf.cond`` so Adam's state
+  only moves on the steps that really happen.
+* ``critic_schedule="joint"``: one forward pass gives both losses; the critic and the
+  generator are updated from it (Wang et al. 2019, 1:1).
+
+Real images: the batch handed to `train_step` is reused by every critic step and by the
+generator step of that `fit` step; every step draws fresh latents. (The papers' TF1 codes
+draw a new real batch per critic step; here a `fit` step sees one dataset element, as Keras
+users expect — the critic sees ``steps * batch`` distinct real images per epoch.)
+
+Randomness is stateless: latents and the losses' seeds (gradient-penalty interpolation) are
+functions of ``(seed, step, critic-step index, replica id)``, so restoring the step counter
+from a checkpoint replays the noise of an uninterrupted run.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmd_keras import distribute
+from mmd_keras import training_utils as tu
+
+CRITIC_SCHEDULES = ("fixed", "paper2", "joint")
+PAPER2_MAX_CRITIC_STEPS = 10
+
+
+def paper2_critic_steps(step):
+    """Paper 2's number of critic steps before generator step ``step`` (Python int)."""
+    return 10 if step < 20 or step % 500 == 0 else 5
+
+
+def _unpack_images(data):
+    """Images of a dataset element: strips labels/weights of tuples, takes ``"image"`` of dicts."""
+    if isinstance(data, dict):
+        if "image" not in data:
+            raise ValueError("Expected dataset elements that are images, (images, labels) tuples "
+                             f"or dicts with an 'image' key. Received: dict keys {sorted(data)}")
+        return data["image"]
+    if isinstance(data, (tuple, list)):
+        return data[0]
+    return data
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"Expected `{name}` in {choices}. Received: `{name}={value!r}`")
+
+
+@keras.saving.register_keras_serializable(package="mmd_keras")
+class MMDGAN(keras.Model):
+    """Generator + critic trained with an MMD-family `GANLoss` (`mmd_keras.losses`).
+
+    Args:
+        generator: `keras.Model`, latents ``[b, latent_dim]`` -> images ``[b, H, W, C]`` in [-1, 1].
+        critic: `keras.Model`, images -> features ``[b, s]``.
+        latent_dim: int; inferred from ``generator.inputs`` when None.
+        latent_distribution: "uniform" (U[-1, 1], papers 1-2) or "normal" (N(0, I), paper 3).
+        critic_schedule: "fixed", "paper2" or "joint" (see module docstring).
+        critic_steps: int >= 1, critic steps per generator step for "fixed".
+        ema_decay: None (off) or a float in (0, 1): exponential moving average of the
+            generator weights in `ema_generator`, updated after each generator step and used
+            by `generate` and export.
+        clip_norm: None or a float > 0: clip every gradient tensor of both networks to this
+            norm before the optimizer (papers 1-2 codes use 1).
+        seed: int, the run seed of every stateless draw.
+        mmd_across_replicas: "block" (each replica's MMD on its own batch) or "global"
+            (critic features all-gathered with gradient; equals one device on the global batch).
+        logs_as_vectors: None (auto: on under MultiWorkerMirroredStrategy, whose `fit` needs
+            logged values of rank >= 1), True or False.
+    """
+
+    def __init__(self, generator, critic, latent_dim=None, latent_distribution="uniform",
+                 critic_schedule="fixed", critic_steps=5, ema_decay=None, clip_norm=None, seed=0,
+                 mmd_across_replicas="block", logs_as_vectors=None, **kwargs):
+        super().__init__(**kwargs)
+        _check_choice("latent_distribution", latent_distribution, tu.LATENT_DISTRIBUTIONS)
+        _check_choice("critic_schedule", critic_schedule, CRITIC_SCHEDULES)
+        _check_choice("mmd_across_replicas", mmd_across_replicas, distribute.ACROSS_REPLICAS)
+        if isinstance(critic_steps, bool) or not isinstance(critic_steps, (int, np.integer)) \
+                or not 1 <= critic_steps < tu.GENERATOR_INDEX:
+            raise ValueError(f"Expected `critic_steps` an int in [1, {tu.GENERATOR_INDEX}). "
+                             f"Received: `critic_steps={critic_steps!r}`")
+        if ema_decay is not None and not 0.0 < float(ema_decay) < 1.0:
+            raise ValueError(f"Expected `ema_decay` None or in (0, 1). Received: `ema_decay={ema_decay!r}`")
+        if clip_norm is not None and not float(clip_norm) > 0.0:
+            raise ValueError(f"Expected `clip_norm` None or > 0. Received: `clip_norm={clip_norm!r}`")
+        if latent_dim is None:
+            if not getattr(generator, "inputs", None):
+                raise ValueError("Expected `latent_dim` when the generator has no `inputs` "
+                                 f"(a subclassed model). Received: `latent_dim=None`")
+            latent_dim = generator.inputs[0].shape[-1]
+        if int(latent_dim) < 1:
+            raise ValueError(f"Expected `latent_dim` >= 1. Received: `latent_dim={latent_dim!r}`")
+        self.generator, self.critic = generator, critic
+        self.latent_dim, self.latent_distribution = int(latent_dim), latent_distribution
+        self.critic_schedule, self.critic_steps = critic_schedule, int(critic_steps)
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
+        self.clip_norm = None if clip_norm is None else float(clip_norm)
+        self.seed, self.mmd_across_replicas = int(seed), mmd_across_replicas
+        self.logs_as_vectors = logs_as_vectors
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="generator_step",
+                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        fake = self.generator(tf.zeros([2, self.latent_dim]))
+        self.critic(tf.cast(fake, "float32"))
+        self.ema_generator = tu.clone_network(generator) if self.ema_decay else None
+        self.generator_optimizer = self.critic_optimizer = self.loss_object = None
+        self.built = True
+
+    # ----------------------------------------------------------------------------- compile
+    def compile(self, generator_optimizer=None, critic_optimizer=None, loss=None, jit_compile="auto",
+                steps_per_execution=1, run_eagerly=False, **kwargs):
+        """Sets the optimizers and the loss; builds both optimizers (needed by `fit` under
+        strategies and by exact checkpoints).
+
+        Args:
+            generator_optimizer: a `keras.optimizers.Optimizer`; default Adam(1e-4, 0.5, 0.9).
+            critic_optimizer: same for the critic.
+            loss: a `mmd_keras.losses` name ("mmd", "repulsive", "smmd", ...), config dict or
+                `GANLoss` instance.
+            jit_compile, steps_per_execution, run_eagerly: as `keras.Model.compile`.
+            **kwargs: other `keras.Model.compile` arguments except optimizer/loss/metrics.
+
+        Under the ``mixed_float16`` policy each optimizer is wrapped in a
+        `keras.optimizers.LossScaleOptimizer` (its own dynamic loss scale).
+        """
+        if loss is None:
+            raise ValueError("Expected `loss` a mmd_keras.losses name, config dict or GANLoss. "
+                             "Received: `loss=None`")
+        super().compile(optimizer=None, jit_compile=jit_compile, steps_per_execution=steps_per_execution,
+                        run_eagerly=run_eagerly, **kwargs)
+        if isinstance(loss, (str, dict)):
+            from mmd_keras import losses  # Imported late: the losses import the kernels.
+            loss = losses.get(loss)
+        self.loss_object = loss
+        required = getattr(loss, "required_output_dim", None)
+        output_dim = self.critic.outputs[0].shape[-1] if getattr(self.critic, "outputs", None) else None
+        if required is not None and output_dim is not None and output_dim != required:
+            raise ValueError(f"Expected a critic with output dimension {required} for loss "
+                             f"{getattr(loss, 'name', loss)!r}. Received: critic output dimension "
+                             f"{output_dim}")
+        optimizers = []
+        for opt, network in ((generator_optimizer, self.generator), (critic_optimizer, self.critic)):
+            if opt is None:
+                opt = keras.optimizers.Adam(1e-4, beta_1=0.5, beta_2=0.9)
+            if (keras.mixed_precision.global_policy().name == "mixed_float16"
+                    and not isinstance(opt, keras.optimizers.LossScaleOptimizer)):
+                opt = keras.optimizers.LossScaleOptimizer(opt)
+            if not opt.built:
+                opt.build(network.trainable_variables)
+            optimizers.append(opt)
+        self.generator_optimizer, self.critic_optimizer = optimizers
+
+    # ------------------------------------------------------------------------ random draws
+    def _seed(self, index, purpose):
+        return tu.step_seed(self.seed, self.step, index, purpose)
+
+    def _fakes(self, batch_size, index, training=True):
+        """The generator's fake batches for step ``index`` (1, or 2 for Cramér)."""
+        fakes = []
+        for purpose in (tu.PURPOSE_LATENTS, tu.PURPOSE_LATENTS_2)[:self.loss_object.num_fake_batches]:
+            latents = tu.sample_latents(batch_size, self.latent_dim, self.latent_distribution,
+                                        self._seed(index, purpose))
+            fakes.append(self.generator(latents, training=training))
+        return fakes
+
+    # -------------------------------------------------------------------------- the steps
+    def _loss(self, real, fakes, index, mode):
+        fake_2 = fakes[1] if len(fakes) > 1 else None
+        fake_2 = None if fake_2 is None else tf.cast(fake_2, real.dtype)
+        return self.loss_object(
+            self.critic, real, tf.cast(fakes[0], real.dtype), seed=self._seed(index, tu.PURPOSE_LOSS),
+            mode=mode, fake_images_2=fake_2,
+            feature_gather=distribute.feature_gather_for(self.mmd_across_replicas), training=True)
+
+    def _minimize(self, optimizer, tape, loss, variables):
+        """Applies ``d loss / d variables`` (loss already scaled for replicas and loss scaling)."""
+        grads = tape.gradient(loss, variables)
+        if self.clip_norm is not None:
+            # Gradients carry the loss scale: clipping at clip_norm * scale == clipping unscaled.
+            scale = optimizer.scale_loss(tf.constant(1.0))
+            grads = [None if g is None else tf.clip_by_norm(g, self.clip_norm * scale) for g in grads]
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+    def _scaled(self, optimizer, loss):
+        return optimizer.scale_loss(distribute.scale_loss(loss))
+
+    def _apply_state(self, out):
+        if out.state_updates:
+            self.loss_object.apply_state_updates(out.state_updates)
+
+    def _critic_step(self, real, index):
+        """One critic update on ``real`` and fresh fakes; returns the critic logs."""
+        fakes = [tf.stop_gradient(f) for f in self._fakes(tf.shape(real)[0], index)]
+        with tf.GradientTape() as tape:
+            out = self._loss(real, fakes, index, "critic")
+            scaled = self._scaled(self.critic_optimizer, out.critic_loss)
+        self._minimize(self.critic_optimizer, tape, scaled, self.critic.trainable_variables)
+        self._apply_state(out)
+        return {"critic_loss": out.critic_loss, **out.metrics}
+
+    def _generator_step(self, real):
+        """One generator update; returns the generator logs."""
+        with tf.GradientTape() as tape:
+            fakes = self._fakes(tf.shape(real)[0], tu.GENERATOR_INDEX)
+            out = self._loss(real, fakes, tu.GENERATOR_INDEX, "generator")
+            scaled = self._scaled(self.generator_optimizer, out.generator_loss)
+        self._minimize(self.generator_optimizer, tape, scaled, self.generator.trainable_variables)
+        self._apply_state(out)
+        return {"generator_loss": out.generator_loss, **out.metrics}
+
+    def _joint_step(self, real):
+        """Paper 3: both losses from one forward pass, both networks updated from it."""
+        with tf.GradientTape() as critic_tape, tf.GradientTape() as generator_tape:
+            fakes = self._fakes(tf.shape(real)[0], 0)
+            out = self._loss(real, fakes, 0, "both")
+            critic_scaled = self._scaled(self.critic_optimizer, out.critic_loss)
+            generator_scaled = self._scaled(self.generator_optimizer, out.generator_loss)
+        self._minimize(self.critic_optimizer, critic_tape, critic_scaled, self.critic.trainable_variables)
+        self._minimize(self.generator_optimizer, generator_tape, generator_scaled,
+                       self.generator.trainable_variables)
+        self._apply_state(out)
+        return {"critic_loss": out.critic_loss, "generator_loss": out.generator_loss, **out.metrics}
+
+    def _paper2_extra(self):
+        """Whether this generator step gets paper 2's 5 extra critic steps (bool tensor)."""
+        return tf.logical_or(self.step < 20, tf.equal(self.step % 500, 0))
+
+    def _critic_steps(self, real, extra=None):
+        """All critic steps of one generator step, unrolled; returns the last step's logs.
+
+        ``extra`` (paper2 only): a Python bool fixes the number of critic steps at trace time;
+        None decides in the graph with `tf.cond` (one compiled call for every step).
+        """
+        count = self.critic_steps if self.critic_schedule == "fixed" else 5
+        if self.critic_schedule == "paper2" and extra:
+            count = PAPER2_MAX_CRITIC_STEPS
+        logs = None
+        for index in range(count):
+            logs = self._critic_step(real, index)
+        if self.critic_schedule == "paper2" and extra is None:
+            condition = self._paper2_extra()
+            for index in range(count, PAPER2_MAX_CRITIC_STEPS):
+                previous = logs
+                logs = tf.cond(condition, lambda i=index: self._critic_step(real, i), lambda p=previous: p)
+        return logs
+
+    def train_step(self, data, extra_critic_steps=None):
+        """One generator step (and its critic steps) on one batch of real images in [-1, 1]."""
+        real = _unpack_images(data)
+        real = tf.cast(real, "float32") if not real.dtype.is_floating else real
+        if self.critic_schedule == "joint":
+            logs = self._joint_step(real)
+        else:
+            logs = {**self._critic_steps(real, extra_critic_steps), **self._generator_step(real)}
+        # Keras 3 BN moving statistics are replica-local ("none" aggregation): average them.
+        distribute.sync_moving_statistics(self.generator.non_trainable_variables
+                                          + self.critic.non_trainable_variables)
+        self.step.assign_add(1)
+        if self.ema_generator is not None:
+            tu.update_ema(self.ema_generator, self.generator, self.ema_decay)
+        return self._format_logs(logs)
+
+    def make_train_function(self, force=False):
+        """Keras's train function, except for paper2 with several replicas.
+
+        MirroredStrategy cannot synchronize (optimizer all-reduce) inside a `tf.cond` of the
+        replica function, so there the condition is taken in cross-replica context around two
+        versions of `train_step` (10 or 5 critic steps), still one compiled call per step.
+        Logs are replica 0's.
+        """
+        strategy = self.distribute_strategy
+        if self.critic_schedule != "paper2" or strategy.num_replicas_in_sync == 1:
+            return super().make_train_function(force)
+        if self.train_function is not None and not force:
+            return self.train_function
+
+        def run(data, extra):
+            outputs = strategy.run(self.train_step, args=(data,), kwargs={"extra_critic_steps": extra})
+            return {k: strategy.experimental_local_results(v)[0] for k, v in outputs.items()}
+
+        def one_step(data):
+            return tf.cond(self._paper2_extra(), lambda: run(data, True), lambda: run(data, False))
+
+        one_step = one_step if self.run_eagerly else tf.function(one_step, reduce_retracing=True)
+
+        def train_function(iterator):
+            for _ in range(self.steps_per_execution):
+                outputs = one_step(next(iterator))
+            return outputs
+
+        self.train_function = train_function
+        return train_function
+
+    def _format_logs(self, logs):
+        logs = dict(logs)
+        logs["generator_lr"] = self.generator_optimizer.learning_rate
+        logs["critic_lr"] = self.critic_optimizer.learning_rate
+        as_vectors = self.logs_as_vectors
+        if as_vectors is None:
+            as_vectors = isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)
+        shape = [1] if as_vectors else []
+        return {k: tf.reshape(tf.cast(tf.convert_to_tensor(v), tf.float32), shape) for k, v in logs.items()}
+
+    # --------------------------------------------------------------------- using the model
+    def call(self, latents, training=False):
+        """The generator (not the EMA) on ``latents [b, latent_dim]``."""
+        return self.generator(latents, training=training)
+
+    @property
+    def sampling_generator(self):
+        """The network `generate` and export use: the EMA generator when on."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def sample_latents(self, num_samples, seed=0):
+        """Deterministic latents ``[num_samples, latent_dim]`` float32 for ``seed``."""
+        return tu.sample_latents(int(num_samples), self.latent_dim, self.latent_distribution,
+                                 tf.constant([int(seed), 0x5EED], tf.int64))
+
+    def generate(self, num_samples, seed=0, batch_size=256):
+        """``num_samples`` images ``[N, H, W, C]`` float32 numpy in [-1, 1], reproducible.
+
+        The latents depend only on ``seed`` (not on ``batch_size``); the EMA generator is used
+        when ``ema_decay`` is set; networks run in inference mode.
+        """
+        if int(num_samples) < 1 or int(batch_size) < 1:
+            raise ValueError("Expected `num_samples` >= 1 and `batch_size` >= 1. Received: "
+                             f"`num_samples={num_samples}`, `batch_size={batch_size}`")
+        latents = self.sample_latents(num_samples, seed)
+        network = self.sampling_generator
+        chunks = [network(latents[i:i + batch_size], training=False)
+                  for i in range(0, int(num_samples), int(batch_size))]
+        return np.concatenate([np.asarray(tf.cast(c, tf.float32)) for c in chunks], axis=0)
+
+    def checkpoint_items(self):
+        """Every trackable an exact resume needs, for ``tf.train.Checkpoint(**items)``.
+
+        Spectral-norm vectors and batch-norm statistics are weights of the networks; the
+        step counter is also the RNG state.
+        """
+        items = {"generator": self.generator, "critic": self.critic, "step": self.step}
+        if self.ema_generator is not None:
+            items["ema_generator"] = self.ema_generator
+        if self.generator_optimizer is not None:
+            items["generator_optimizer"] = self.generator_optimizer
+            items["critic_optimizer"] = self.critic_optimizer
+        loss_variables = list(getattr(self.loss_object, "variables", None) or [])
+        if loss_variables:
+            items["loss_variables"] = loss_variables
+        return items
+
+    def get_config(self):
+        return {
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "critic": keras.saving.serialize_keras_object(self.critic),
+            "latent_dim": self.latent_dim, "latent_distribution": self.latent_distribution,
+            "critic_schedule": self.critic_schedule, "critic_steps": self.critic_steps,
+            "ema_decay": self.ema_decay, "clip_norm": self.clip_norm, "seed": self.seed,
+            "mmd_across_replicas": self.mmd_across_replicas, "logs_as_vectors": self.logs_as_vectors,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "critic"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
