@@ -1,0 +1,252 @@
+"""Keras callbacks of a training run, all keyed on the model's generator-step counter.
+
+- :class:`NonFiniteGuard` stops the run at the first NaN/Inf in any logged value, names the
+  step, and vetoes every later save so the last good checkpoint stays intact.
+- :class:`CheckpointCallback` saves the latest ``k`` checkpoints every N generator steps and,
+  when told by the evaluation callback, the best one by a metric.
+- :class:`SampleGrid` writes PNG grids of samples from fixed latents (``model.generate`` with a
+  fixed seed) every N steps, and the same grid to TensorBoard.
+- :class:`ScalarLogger` writes every logged value and both learning rates to TensorBoard at the
+  generator step (correct across resumed runs, unlike a per-process batch counter).
+- :class:`StopAtStep` ends ``fit`` when the step counter reaches the requested total.
+
+Because every decision reads ``model.step`` (a checkpointed variable), a resumed run saves,
+samples and stops at exactly the steps an uninterrupted run would.
+"""
+
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def current_step(model):
+    """The model's generator-step counter as a Python int."""
+    return int(keras.ops.convert_to_numpy(model.step))
+
+
+def _due(step, every):
+    return every > 0 and step > 0 and step % every == 0
+
+
+def make_grid(images, columns=None, padding=2, pad_value=1.0, scale=1):
+    """Tiles images into one uint8 grid image.
+
+    Args:
+        images: array ``[N, H, W, C]`` with values in ``[-1, 1]`` (clipped).
+        columns: images per row; default ``ceil(sqrt(N))``.
+        padding: pixels between (and around) tiles.
+        pad_value: padding colour in ``[-1, 1]`` (1 = white).
+        scale: integer nearest-neighbour upscaling of every image (small images stay visible).
+
+    Returns:
+        uint8 array ``[rows * (s·H + p) + p, columns * (s·W + p) + p, C]``.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4:
+        raise ValueError("Expected `images` of shape [N, H, W, C]. Received: "
+                         f"`images.shape={images.shape}`")
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"Expected `scale` to be an int >= 1. Received: `scale={scale!r}`")
+    images = images.repeat(scale, axis=1).repeat(scale, axis=2)
+    n, h, w, c = images.shape
+    columns = columns or int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / columns))
+    grid = np.full((rows * (h + padding) + padding, columns * (w + padding) + padding, c),
+                   pad_value, np.float32)
+    for i, image in enumerate(np.clip(images, -1.0, 1.0)):
+        top = padding + (i // columns) * (h + padding)
+        left = padding + (i % columns) * (w + padding)
+        grid[top:top + h, left:left + w] = image
+    return np.round((grid + 1.0) * 127.5).astype(np.uint8)
+
+
+def write_png(path, image):
+    """Writes a uint8 ``[H, W, C]`` image as PNG, atomically (temp file + rename)."""
+    tmp = f"{path}.tmp"
+    tf.io.write_file(tmp, tf.io.encode_png(image))
+    os.replace(tmp, path)
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite logged value and vetoes later saves.
+
+    Args:
+        describe_checkpoint: callable returning a description of the last good checkpoint
+            (for the message), e.g. its path.
+        print_fn: where the message goes.
+    """
+
+    def __init__(self, describe_checkpoint=None, print_fn=print):
+        super().__init__()
+        self.describe_checkpoint = describe_checkpoint or (lambda: "none")
+        self.print_fn = print_fn
+        self.failed_step = None
+        self.message = None
+
+    @property
+    def failed(self):
+        """Whether a non-finite value was seen."""
+        return self.failed_step is not None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.failed:
+            return
+        bad = {}
+        for key, value in (logs or {}).items():
+            array = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
+            if not np.all(np.isfinite(array)):
+                bad[key] = float(array.reshape(-1)[0])
+        if bad:
+            self.failed_step = current_step(self.model)
+            values = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
+            self.message = (
+                f"Non-finite loss at generator step {self.failed_step}: {values}. Training "
+                f"stopped; nothing saved after this step. Last good checkpoint: "
+                f"{self.describe_checkpoint()}")
+            self.print_fn(self.message)
+            self.model.stop_training = True
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Latest-k checkpoints every ``every`` generator steps (and at the end), plus the best.
+
+    Args:
+        manager: ``tf.train.CheckpointManager`` of the latest checkpoints.
+        every: save when ``step % every == 0``.
+        best_manager: optional manager (``max_to_keep=1``) written by :meth:`save_best`, e.g.
+            from ``EvaluationCallback(on_new_best=...)`` (which checkpoints its best value).
+        guard: optional :class:`NonFiniteGuard`; nothing is saved once it has failed.
+    """
+
+    def __init__(self, manager, every, best_manager=None, guard=None):
+        super().__init__()
+        self.manager = manager
+        self.every = every
+        self.best_manager = best_manager
+        self.guard = guard
+        self.last_saved_step = None
+
+    def _allowed(self):
+        return self.guard is None or not self.guard.failed
+
+    def save(self, step):
+        """Saves the latest checkpoint at ``step`` (once per step); returns its path or None."""
+        if not self._allowed() or step == self.last_saved_step:
+            return None
+        self.last_saved_step = step
+        return self.manager.save(checkpoint_number=step)
+
+    def save_best(self, step):
+        """Saves the best checkpoint at ``step``; returns its path or None."""
+        if self.best_manager is None or not self._allowed():
+            return None
+        return self.best_manager.save(checkpoint_number=step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = current_step(self.model)
+        if _due(step, self.every):
+            self.save(step)
+
+    def on_train_end(self, logs=None):
+        self.save(current_step(self.model))
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """PNG grids (and TensorBoard images) of samples from fixed latents every N steps.
+
+    Args:
+        directory: where ``step_XXXXXXX.png`` and ``latest.png`` go.
+        every: generator steps between grids (0: only at the end of training).
+        num_samples: images per grid.
+        seed: latent seed passed to ``model.generate`` (fixed: the same latents every time).
+        writer: optional ``tf.summary`` writer for the image summary.
+        guard: optional :class:`NonFiniteGuard`; no grid once it has failed.
+        min_tile: images smaller than this many pixels are upscaled (nearest) in the grid.
+    """
+
+    def __init__(self, directory, every, num_samples=64, seed=1234, writer=None, guard=None,
+                 min_tile=32):
+        super().__init__()
+        self.min_tile = min_tile
+        self.directory = directory
+        self.every = every
+        self.num_samples = num_samples
+        self.seed = seed
+        self.writer = writer
+        self.guard = guard
+        self.last_path = None
+        self._last_step = None
+
+    def write(self, step):
+        """Generates and writes the grid for ``step``; returns the PNG path."""
+        if (self.guard is not None and self.guard.failed) or step == self._last_step:
+            return self.last_path
+        images = keras.ops.convert_to_numpy(self.model.generate(self.num_samples,
+                                                                 seed=self.seed))
+        if images.shape[-1] not in (1, 3):  # 2-D toy points: no image to draw.
+            return None
+        grid = make_grid(images, scale=max(1, -(-self.min_tile // images.shape[1])))
+        os.makedirs(self.directory, exist_ok=True)
+        path = os.path.join(self.directory, f"step_{step:07d}.png")
+        write_png(path, grid)
+        write_png(os.path.join(self.directory, "latest.png"), grid)
+        if self.writer is not None:
+            with self.writer.as_default():
+                tf.summary.image("samples", grid[None], step=step)
+            self.writer.flush()
+        self.last_path, self._last_step = path, step
+        return path
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = current_step(self.model)
+        if _due(step, self.every):
+            self.write(step)
+
+    def on_train_end(self, logs=None):
+        self.write(current_step(self.model))
+
+
+def _learning_rate(optimizer):
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+class ScalarLogger(keras.callbacks.Callback):
+    """TensorBoard scalars (every logged value + learning rates) at the generator step."""
+
+    def __init__(self, writer, every):
+        super().__init__()
+        self.writer = writer
+        self.every = every
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = current_step(self.model)
+        if not _due(step, self.every):
+            return
+        with self.writer.as_default():
+            for key, value in (logs or {}).items():
+                array = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
+                if array.size == 1:
+                    tf.summary.scalar(key, float(array.reshape(-1)[0]), step=step)
+            for name in ("generator_optimizer", "critic_optimizer"):
+                optimizer = getattr(self.model, name, None)
+                if optimizer is not None:
+                    tf.summary.scalar(f"learning_rate/{name.split('_')[0]}",
+                                      _learning_rate(optimizer), step=step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.writer.flush()
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Stops ``fit`` once the generator-step counter reaches ``total_steps``."""
+
+    def __init__(self, total_steps):
+        super().__init__()
+        self.total_steps = total_steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if current_step(self.model) >= self.total_steps:
+            self.model.stop_training = True

@@ -1,0 +1,351 @@
+"""The run configuration: one frozen dataclass, validated field by field and as a whole.
+
+:class:`RunConfig` is the single description of a training run. ``mmd_keras.launch`` turns
+absl flags into it (one flag per field, same name), ``mmd_keras.training`` runs it, and
+:func:`to_flagfile` writes it back as a flagfile that replays the run. Every check raises
+:class:`ConfigError`, a ``ValueError`` that names the flag, the accepted values and the
+received value, so the launcher can print it and exit with code 2 before writing anything.
+
+The defaults are the offline default run (``configs/digits.cfg``): MMD-rep with a Gaussian
+kernel on scikit-learn's digits at 32 px, the "small" networks, a few minutes on a 2-core CPU.
+"""
+
+import dataclasses
+import math
+from typing import Tuple
+
+LOSSES = ("mmd", "repulsive", "rep_b", "mmd_rbf_b", "smmd", "swgan", "rep_gp", "gcmmd",
+          "wgan_gp", "cramer", "sobolev", "hinge", "non_saturating")
+#: Losses whose critic must output one number per image (paper 2's SMMD/SWGAN, paper 3's
+#: hinge/non-saturating baselines and rep-gp, WGAN-GP).
+SCALAR_OUTPUT_LOSSES = ("smmd", "swgan", "rep_gp", "wgan_gp", "hinge", "non_saturating")
+#: Losses that take a kernel (the others ignore ``--kernel``).
+KERNEL_LOSSES = ("mmd", "repulsive", "rep_b", "mmd_rbf_b", "smmd", "swgan", "rep_gp", "gcmmd")
+KERNELS = ("rbf", "rq", "rq_dot", "dot", "distance", "polynomial")
+IMAGE_DATASETS = ("cifar10", "stl10", "celeb_a", "downsampled_imagenet/64x64", "lsun/bedroom",
+                  "mnist", "fashion_mnist", "image_folder", "digits", "photo_patches")
+TOY_DATASETS = ("ring8", "grid25", "moons")
+DATASETS = IMAGE_DATASETS + TOY_DATASETS
+#: Datasets that read files: ``--data_dir`` is where they look (required for image_folder).
+FILE_DATASETS = ("cifar10", "stl10", "celeb_a", "downsampled_imagenet/64x64", "lsun/bedroom",
+                 "mnist", "fashion_mnist", "image_folder")
+GRAYSCALE_DATASETS = ("mnist", "fashion_mnist", "digits")
+ARCHITECTURES = ("dcgan_s1", "dcgan_s2", "sngan", "resnet", "dcgan_p1", "celeba160", "mlp",
+                 "small")
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+CRITIC_SCHEDULES = ("fixed", "paper2", "joint")
+LATENT_DISTRIBUTIONS = ("uniform", "normal")
+SN_MODES = ("default", "none", "pim", "pico", "constraint")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+ACROSS_REPLICAS = ("block", "global")
+BEST_METRICS = ("kid", "fid")
+
+#: Fields that define the variables of a checkpoint: a workdir whose checkpoint was written
+#: with other values cannot be resumed with these.
+IDENTITY_FIELDS = ("architecture", "image_size", "latent_dim", "critic_output_dim",
+                   "generator_widths", "critic_widths", "sn_mode", "learned_gain", "loss",
+                   "ema_decay_on", "dataset")
+
+
+class ConfigError(ValueError):
+    """A bad flag value or combination; ``flag`` names the (first) offending flag."""
+
+    def __init__(self, flag, message):
+        super().__init__(message)
+        self.flag = flag
+
+
+def _field(default, group, help_text, **kwargs):
+    return dataclasses.field(default=default, metadata={"group": group, "help": help_text},
+                             **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Every setting of a training run. Field names are the flag names of ``mmd_keras.launch``.
+
+    Lists (``kernel_sigmas``, ``kernel_alphas``) are tuples; ``loss_params`` is a tuple of
+    ``"key=value"`` strings passed to ``mmd_keras.losses.get`` (values parsed as int, float,
+    bool or string).
+    """
+
+    # Run.
+    workdir: str = _field("runs/digits", "run", "Directory for checkpoints, samples, "
+                          "TensorBoard logs, flags.cfg and the exported SavedModel.")
+    run_name: str = _field("", "run", "Name of the exported model (saved_models/<run_name>/); "
+                           "empty = the workdir's base name.")
+    seed: int = _field(0, "run", "Seed of weights, latents, penalties and data order.")
+    deterministic: bool = _field(False, "run", "Deterministic ops and data order: a resumed run "
+                                 "ends with the same weights as an uninterrupted one (slower).")
+    # Data.
+    dataset: str = _field("digits", "data", f"Training data, one of {DATASETS}.")
+    data_dir: str = _field("", "data", "Where file datasets live (TFDS data_dir, or the image "
+                           "folder for dataset=image_folder); empty = TFDS default.")
+    image_size: int = _field(16, "data", "Training image height = width in pixels.")
+    # Networks.
+    architecture: str = _field("small", "networks", f"Generator/critic pair, one of "
+                               f"{ARCHITECTURES}.")
+    latent_dim: int = _field(32, "networks", "Dimension of the generator's latent z.")
+    latent_distribution: str = _field("normal", "networks", "Latent prior: uniform[-1,1] or "
+                                      "normal N(0, I).")
+    critic_output_dim: int = _field(16, "networks", "Critic output features s (16 for MMD "
+                                    "losses, 1 for SMMD/hinge/...).")
+    generator_widths: Tuple[int, ...] = _field((), "networks", "Generator channel widths "
+                                               "(comma list; empty = the architecture's).")
+    critic_widths: Tuple[int, ...] = _field((), "networks", "Critic channel widths (comma list; "
+                                            "empty = the architecture's).")
+    sn_mode: str = _field("pim", "networks", f"Spectral normalization of the critic, one of "
+                          f"{SN_MODES} (default = the paper's for the architecture).")
+    learned_gain: bool = _field(False, "networks", "Learned scalar gain after spectrally "
+                                "normalized layers.")
+    # Loss.
+    loss: str = _field("repulsive", "loss", f"Critic/generator loss, one of {LOSSES}.")
+    kernel: str = _field("rbf", "loss", f"Kernel of MMD losses, one of {KERNELS}.")
+    kernel_sigmas: Tuple[float, ...] = _field((1.0, 2.0, 4.0, 8.0, 16.0), "loss",
+                                              "RBF bandwidths (comma list).")
+    kernel_alphas: Tuple[float, ...] = _field((0.2, 0.5, 1.0, 2.0, 5.0), "loss",
+                                              "Rational-quadratic alphas (comma list).")
+    loss_params: Tuple[str, ...] = _field((), "loss", "Extra loss parameters as key=value "
+                                          "(comma list), e.g. lam=0.5 or gp_weight=10.")
+    # Training.
+    steps: int = _field(3000, "training", "Total generator steps.")
+    steps_per_epoch: int = _field(500, "training", "Generator steps per Keras epoch (one "
+                                  "progress bar).")
+    batch_size: int = _field(64, "training", "Batch size per replica (global = this x "
+                             "replicas).")
+    critic_schedule: str = _field("joint", "training", "fixed: critic_steps per G step; "
+                                  "paper2: 10 when step<20 or step%500==0; joint: paper 3's "
+                                  "1:1 from one forward pass.")
+    critic_steps: int = _field(1, "training", "Critic steps per generator step (fixed and "
+                               "paper2 schedules).")
+    generator_lr: float = _field(2e-4, "training", "Adam learning rate of the generator.")
+    critic_lr: float = _field(5e-4, "training", "Adam learning rate of the critic.")
+    adam_beta1: float = _field(0.5, "training", "Adam beta_1 of both optimizers.")
+    adam_beta2: float = _field(0.999, "training", "Adam beta_2 of both optimizers.")
+    ema_decay: float = _field(0.0, "training", "EMA of generator weights (0 = off), used for "
+                              "samples and export.")
+    clip_norm: float = _field(0.0, "training", "Per-tensor gradient clipping norm (0 = off).")
+    jit_compile: bool = _field(False, "training", "XLA-compile the train step (slower on CPU).")
+    mixed_precision: str = _field("float32", "training", f"Keras dtype policy, one of "
+                                  f"{PRECISIONS}; losses stay float32.")
+    # Distribution.
+    strategy: str = _field("default", "distribute", f"tf.distribute strategy, one of "
+                           f"{STRATEGIES}.")
+    tpu: str = _field("", "distribute", "TPU name or grpc:// address (strategy=tpu).")
+    mmd_across_replicas: str = _field("block", "distribute", "block: MMD per replica, "
+                                      "gradients averaged; global: features all-gathered.")
+    # Outputs.
+    sample_every: int = _field(500, "outputs", "Write a sample grid PNG every N generator "
+                               "steps (0 = only at the end).")
+    num_grid_samples: int = _field(64, "outputs", "Images in a sample grid (fixed latents).")
+    checkpoint_every: int = _field(500, "outputs", "Checkpoint every N generator steps.")
+    keep_checkpoints: int = _field(3, "outputs", "Latest checkpoints kept (plus the best).")
+    log_every: int = _field(50, "outputs", "TensorBoard scalars every N generator steps.")
+    export: bool = _field(True, "outputs", "Export the generator as a SavedModel at the end.")
+    # Evaluation.
+    evaluate: bool = _field(True, "evaluation", "KID at the end and every eval_every steps: "
+                            "digits classifier features vs held-out digits for digits, else "
+                            "FID-Inception features (eval_weights) vs training images.")
+    eval_weights: str = _field("", "evaluation", "FID-Inception weights (.npz from `python -m "
+                               "mmd_keras.tools.convert_fid_inception`) for KID/FID on datasets "
+                               "other than digits; needed there by eval_every/adaptive_lr.")
+    eval_every: int = _field(1000, "evaluation", "KID/FID evaluation every N generator steps "
+                             "(0 = only at the end).")
+    eval_num_samples: int = _field(1000, "evaluation", "Generated samples per evaluation.")
+    kid_subsets: int = _field(10, "evaluation", "KID subsets per evaluation.")
+    kid_subset_size: int = _field(300, "evaluation", "Samples per KID subset.")
+    best_metric: str = _field("kid", "evaluation", f"Metric of the best checkpoint, one of "
+                              f"{BEST_METRICS}.")
+    adaptive_lr: bool = _field(False, "evaluation", "Paper 1's KID-test learning-rate decay.")
+    lr_decay: float = _field(0.8, "evaluation", "Learning-rate factor after repeated test "
+                             "failures.")
+
+    def __post_init__(self):
+        validate(self)
+
+    @property
+    def ema_decay_on(self):
+        """Whether the generator keeps an EMA copy (changes the checkpoint's variables)."""
+        return self.ema_decay > 0
+
+    @property
+    def channels(self):
+        """Image channels implied by the dataset (2-D points for toy data: 0)."""
+        if self.dataset in TOY_DATASETS:
+            return 0
+        return 1 if self.dataset in GRAYSCALE_DATASETS else 3
+
+    @property
+    def name(self):
+        """The run name used for export (the workdir's base name when ``run_name`` is empty)."""
+        import os
+
+        return self.run_name or os.path.basename(os.path.normpath(self.workdir)) or "run"
+
+    def parsed_loss_params(self):
+        """``loss_params`` as a dict with int/float/bool/str values."""
+        return dict(_parse_param(item) for item in self.loss_params)
+
+    def replace(self, **changes):
+        """A validated copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+
+def field_names():
+    """Names of every field, in declaration (and flagfile) order."""
+    return [f.name for f in dataclasses.fields(RunConfig)]
+
+
+def _parse_param(item):
+    if "=" not in item or not item.split("=", 1)[0].strip():
+        raise ConfigError("loss_params", "Expected `--loss_params` entries of the form "
+                          f"key=value. Received: `--loss_params={item}`")
+    key, value = (part.strip() for part in item.split("=", 1))
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    for cast in (int, float):
+        try:
+            return key, cast(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def _bad(flag, expected, value):
+    raise ConfigError(flag, f"Expected `--{flag}` to be {expected}. Received: `--{flag}={value}`")
+
+
+def _check_choice(config, flag, choices):
+    value = getattr(config, flag)
+    if value not in choices:
+        _bad(flag, f"one of {list(choices)}", value)
+
+
+def _check_int(config, flag, minimum):
+    value = getattr(config, flag)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _bad(flag, f"an integer >= {minimum}", value)
+
+
+def _check_float(config, flag, low, high=math.inf, low_open=False, high_open=False):
+    value = getattr(config, flag)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high)
+    if not ok:
+        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+        _bad(flag, f"a finite number in {lo}{low}, {high}{hi}", value)
+
+
+def validate(config):
+    """Raises :class:`ConfigError` for the first bad field or combination of ``config``."""
+    for flag, choices in (("dataset", DATASETS), ("architecture", ARCHITECTURES),
+                          ("loss", LOSSES), ("kernel", KERNELS), ("strategy", STRATEGIES),
+                          ("critic_schedule", CRITIC_SCHEDULES),
+                          ("latent_distribution", LATENT_DISTRIBUTIONS), ("sn_mode", SN_MODES),
+                          ("mixed_precision", PRECISIONS),
+                          ("mmd_across_replicas", ACROSS_REPLICAS),
+                          ("best_metric", BEST_METRICS)):
+        _check_choice(config, flag, choices)
+    if not isinstance(config.workdir, str) or not config.workdir.strip():
+        _bad("workdir", "a non-empty directory path", config.workdir)
+    if config.run_name and (("/" in config.run_name) or config.run_name in (".", "..")):
+        _bad("run_name", "a plain name without '/'", config.run_name)
+    for flag, minimum in (("seed", 0), ("image_size", 1), ("latent_dim", 1),
+                          ("critic_output_dim", 1), ("batch_size", 2), ("steps", 1),
+                          ("steps_per_epoch", 1), ("critic_steps", 1), ("sample_every", 0),
+                          ("num_grid_samples", 1), ("checkpoint_every", 1),
+                          ("keep_checkpoints", 1), ("log_every", 1), ("eval_every", 0),
+                          ("eval_num_samples", 2), ("kid_subsets", 1), ("kid_subset_size", 2)):
+        _check_int(config, flag, minimum)
+    for flag in ("generator_lr", "critic_lr"):
+        _check_float(config, flag, 0.0, low_open=True)
+    for flag in ("adam_beta1", "adam_beta2", "ema_decay"):
+        _check_float(config, flag, 0.0, 1.0, high_open=True)
+    _check_float(config, "clip_norm", 0.0)
+    _check_float(config, "lr_decay", 0.0, 1.0, low_open=True, high_open=True)
+    for flag in ("generator_widths", "critic_widths"):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                   for v in getattr(config, flag)):
+            _bad(flag, "a comma list of positive integers (or empty)",
+                 ",".join(map(str, getattr(config, flag))))
+    for flag in ("kernel_sigmas", "kernel_alphas"):
+        values = getattr(config, flag)
+        if not values or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+                                 for v in values):
+            _bad(flag, "a non-empty comma list of positive numbers", ",".join(map(str, values)))
+    config.parsed_loss_params()
+    _validate_combinations(config)
+
+
+def _validate_combinations(config):
+    toy = config.dataset in TOY_DATASETS
+    if toy != (config.architecture == "mlp"):
+        raise ConfigError(
+            "architecture", "Expected `--architecture=mlp` exactly for the 2-D toy datasets "
+            f"{list(TOY_DATASETS)}. Received: `--architecture={config.architecture}` with "
+            f"`--dataset={config.dataset}`")
+    if config.loss in SCALAR_OUTPUT_LOSSES and config.critic_output_dim != 1:
+        raise ConfigError(
+            "critic_output_dim", f"Expected `--critic_output_dim=1` for `--loss={config.loss}` "
+            "(its critic outputs one number per image). Received: "
+            f"`--critic_output_dim={config.critic_output_dim}`")
+    if config.dataset == "image_folder" and not config.data_dir:
+        raise ConfigError("data_dir", "Expected `--data_dir` to name a folder of JPEG/PNG "
+                          "images for `--dataset=image_folder`. Received: `--data_dir=`")
+    if config.data_dir and config.dataset not in FILE_DATASETS:
+        raise ConfigError(
+            "data_dir", f"Expected no `--data_dir` for `--dataset={config.dataset}` (it ships "
+            f"with an installed package); file datasets are {list(FILE_DATASETS)}. Received: "
+            f"`--data_dir={config.data_dir}`")
+    if config.tpu and config.strategy != "tpu":
+        raise ConfigError("tpu", "Expected `--tpu` only with `--strategy=tpu`. Received: "
+                          f"`--tpu={config.tpu}` with `--strategy={config.strategy}`")
+    if config.critic_schedule == "joint" and config.critic_steps != 1:
+        raise ConfigError(
+            "critic_steps", "Expected `--critic_steps=1` with `--critic_schedule=joint` (one "
+            f"forward pass updates both networks). Received: `--critic_steps={config.critic_steps}`")
+    if config.steps_per_epoch > config.steps:
+        raise ConfigError(
+            "steps_per_epoch", f"Expected `--steps_per_epoch` <= `--steps={config.steps}`. "
+            f"Received: `--steps_per_epoch={config.steps_per_epoch}`")
+    if not toy and config.eval_num_samples < config.kid_subset_size:
+        raise ConfigError(
+            "kid_subset_size", "Expected `--kid_subset_size` <= "
+            f"`--eval_num_samples={config.eval_num_samples}` (subsets are drawn without "
+            f"replacement). Received: `--kid_subset_size={config.kid_subset_size}`")
+
+
+def to_flagfile(config, header=""):
+    """The flagfile text that replays ``config``: grouped sections, one ``--flag=value`` a line."""
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    group = None
+    for f in dataclasses.fields(RunConfig):
+        if f.metadata["group"] != group:
+            group = f.metadata["group"]
+            lines += ["", f"# --- {group} ---"]
+        lines.append(f"--{f.name}={format_value(getattr(config, f.name))}")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def format_value(value):
+    """A flag value as written in a flagfile (booleans lower-case, lists comma-joined)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return ",".join(format_value(v) for v in value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def identity(config):
+    """The values of :data:`IDENTITY_FIELDS` as JSON values (tuples as lists), for comparing a
+    workdir's ``run.json`` with a new run (checkpoint compatibility)."""
+    return {name: (list(value) if isinstance(value, tuple) else value)
+            for name, value in ((n, getattr(config, n)) for n in IDENTITY_FIELDS)}
+
+
+__all__ = ["RunConfig", "ConfigError", "validate", "to_flagfile", "identity", "field_names"]

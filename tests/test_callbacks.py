@@ -1,0 +1,185 @@
+"""Callbacks keyed on the generator step; fit plan; workdir lock (all in-process, tiny)."""
+
+import glob
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmd_keras import callbacks as cb
+from mmd_keras import training
+from mmd_keras.config import ConfigError
+
+
+class StubGAN(keras.Model):
+    """What the callbacks need of MMDGAN: ``step``, ``generate``, two optimizers, a weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.step = tf.Variable(0, dtype=tf.int64)
+        self.weight = tf.Variable([1.0, 2.0])
+        self.generator_optimizer = keras.optimizers.Adam(1e-3)
+        self.critic_optimizer = keras.optimizers.Adam(5e-4)
+
+    def generate(self, num_samples, seed=0):
+        rng = np.random.default_rng(seed)
+        return rng.uniform(-1, 1, (num_samples, 4, 4, 1)).astype(np.float32)
+
+
+def _advance(model, callbacks, logs=None):
+    model.step.assign_add(1)
+    for callback in callbacks:
+        callback.on_train_batch_end(0, dict(logs or {"critic_loss": 0.5}))
+
+
+def _attach(model, *callbacks):
+    for callback in callbacks:
+        callback.set_model(model)
+    return list(callbacks)
+
+
+def test_make_grid_layout_matches_hand_values():
+    images = np.array([-1.0, 0.0, 1.0], np.float32).reshape(3, 1, 1, 1)
+    grid = cb.make_grid(images, columns=2, padding=1, pad_value=-1.0)
+    expected = np.array([[0, 0, 0, 0, 0],
+                         [0, 0, 0, 128, 0],   # round(127.5) = 128 (banker's rounding: 128)
+                         [0, 0, 0, 0, 0],
+                         [0, 255, 0, 0, 0],
+                         [0, 0, 0, 0, 0]], np.uint8)[..., None]
+    np.testing.assert_array_equal(grid, expected)
+    scaled = cb.make_grid(images[:1] * 0 + 1.0, columns=1, padding=0, scale=3)
+    np.testing.assert_array_equal(scaled, np.full((3, 3, 1), 255, np.uint8))
+    with pytest.raises(ValueError, match="images.shape"):
+        cb.make_grid(np.zeros((2, 2)))
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    model = StubGAN()
+    checkpoint = tf.train.Checkpoint(weight=model.weight, step=model.step)
+    manager = tf.train.CheckpointManager(checkpoint, str(tmp_path), max_to_keep=3)
+    messages = []
+    guard = cb.NonFiniteGuard(lambda: manager.latest_checkpoint, print_fn=messages.append)
+    saver = cb.CheckpointCallback(manager, every=2, guard=guard)
+    callbacks = _attach(model, guard, saver)
+    for _ in range(4):
+        model.weight.assign_add([1.0, 1.0])
+        _advance(model, callbacks)
+    assert [os.path.basename(p) for p in manager.checkpoints] == ["ckpt-2", "ckpt-4"]
+    good = model.weight.numpy().copy()
+    model.weight.assign([np.nan, 0.0])
+    _advance(model, callbacks, {"critic_loss": 0.1, "generator_loss": np.float32(np.inf)})
+    assert model.stop_training and guard.failed_step == 5
+    assert "generator step 5" in messages[0] and "generator_loss=inf" in messages[0]
+    assert "ckpt-4" in messages[0]
+    _advance(model, callbacks)  # step 6 is due, but nothing is saved after a failure.
+    saver.on_train_end()
+    assert saver.save_best(6) is None
+    assert os.path.basename(manager.latest_checkpoint) == "ckpt-4"
+    checkpoint.restore(manager.latest_checkpoint)
+    np.testing.assert_array_equal(model.weight.numpy(), good)
+    assert int(model.step.numpy()) == 4
+
+
+def test_finite_logs_do_not_stop():
+    model = StubGAN()
+    guard = cb.NonFiniteGuard(print_fn=lambda m: None)
+    callbacks = _attach(model, guard)
+    _advance(model, callbacks, {"critic_loss": np.array([1.0]), "mmd2": 1e30})
+    assert not guard.failed and not getattr(model, "stop_training", False)
+
+
+def test_checkpoints_keep_latest_k_and_best(tmp_path):
+    model = StubGAN()
+    checkpoint = tf.train.Checkpoint(weight=model.weight, step=model.step)
+    manager = tf.train.CheckpointManager(checkpoint, str(tmp_path), max_to_keep=2)
+    best = tf.train.CheckpointManager(checkpoint, str(tmp_path / "best"), max_to_keep=1)
+    saver = cb.CheckpointCallback(manager, every=3, best_manager=best)
+    callbacks = _attach(model, saver)
+    for _ in range(10):
+        _advance(model, callbacks)
+        if int(model.step.numpy()) == 4:
+            saver.save_best(4)
+    saver.on_train_end()
+    assert [os.path.basename(p) for p in manager.checkpoints] == ["ckpt-9", "ckpt-10"]
+    assert os.path.basename(best.latest_checkpoint) == "ckpt-4"
+
+
+def test_sample_grid_pngs_and_tensorboard_image(tmp_path):
+    model = StubGAN()
+    writer = tf.summary.create_file_writer(str(tmp_path / "tb"))
+    grid = cb.SampleGrid(str(tmp_path / "samples"), every=2, num_samples=5, seed=7, writer=writer,
+                         min_tile=8)
+    callbacks = _attach(model, grid)
+    for _ in range(3):
+        _advance(model, callbacks)
+    grid.on_train_end()
+    names = sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "samples" / "*.png")))
+    assert names == ["latest.png", "step_0000002.png", "step_0000003.png"]
+    decoded = tf.io.decode_png(tf.io.read_file(str(tmp_path / "samples" / "latest.png"))).numpy()
+    np.testing.assert_array_equal(decoded, cb.make_grid(model.generate(5, seed=7), scale=2))
+    tags = _event_values(tmp_path / "tb")
+    assert sorted(step for tag, step, _ in tags if tag == "samples") == [2, 3]
+
+
+def _event_values(logdir):
+    values = []
+    for path in glob.glob(str(logdir / "*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                number = (tf.make_ndarray(value.tensor) if value.HasField("tensor")
+                          else value.simple_value)
+                values.append((value.tag, event.step, number))
+    return values
+
+
+def test_scalars_at_generator_steps(tmp_path):
+    model = StubGAN()
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    logger = cb.ScalarLogger(writer, every=2)
+    callbacks = _attach(model, logger)
+    model.step.assign(10)  # A resumed run: steps continue from the checkpoint.
+    for i in range(4):
+        _advance(model, callbacks, {"critic_loss": float(i)})
+    writer.flush()
+    values = {(tag, step): float(v) for tag, step, v in _event_values(tmp_path)}
+    assert values[("critic_loss", 12)] == 1.0 and values[("critic_loss", 14)] == 3.0
+    assert ("critic_loss", 11) not in values
+    assert values[("learning_rate/generator", 12)] == pytest.approx(1e-3)
+    assert values[("learning_rate/critic", 14)] == pytest.approx(5e-4)
+
+
+def test_stop_at_step():
+    model = StubGAN()
+    callbacks = _attach(model, cb.StopAtStep(3))
+    _advance(model, callbacks)
+    _advance(model, callbacks)
+    assert not getattr(model, "stop_training", False)
+    _advance(model, callbacks)
+    assert model.stop_training
+
+
+@pytest.mark.parametrize("start, total, per_epoch, plan", [
+    (0, 12, 6, [(0, 2, 6, 0)]),
+    (0, 10, 4, [(0, 2, 4, 0), (2, 3, 2, 8)]),
+    (8, 40, 6, [(1, 2, 4, 8), (2, 6, 6, 12), (6, 7, 4, 36)]),
+    (12, 12, 6, []),
+    (5, 6, 6, [(0, 1, 1, 5)]),
+])
+def test_fit_plan_resumes_mid_epoch(start, total, per_epoch, plan):
+    assert training.fit_plan(start, total, per_epoch) == plan
+    covered = sum(n * (epochs - first) for first, epochs, n, _ in plan)
+    assert covered == total - start
+
+
+def test_workdir_lock_refuses_a_second_holder(tmp_path):
+    workdir = str(tmp_path / "run")
+    first = training.WorkdirLock(workdir).acquire()
+    with pytest.raises(ConfigError) as info:
+        training.WorkdirLock(workdir).acquire()
+    assert info.value.flag == "workdir" and f"pid {os.getpid()}" in str(info.value)
+    first.release()
+    second = training.WorkdirLock(workdir).acquire()
+    second.release(remove_if_created=True)
+    assert os.path.exists(workdir)  # Created by the first holder, not by the second.

@@ -1,0 +1,125 @@
+"""RunConfig: defaults = configs/digits.cfg, validation messages, flagfile round trip, configs."""
+
+import dataclasses
+import glob
+import os
+
+import pytest
+
+from mmd_keras import config as config_lib
+from mmd_keras import launch, training
+from mmd_keras.config import ConfigError, RunConfig
+
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
+PAPER_CONFIGS = ("cifar10_mmd_rep_b", "cifar10_sn_smmd", "cifar10_mmd_rqstar_gp", "stl10",
+                 "celeba64_rep_b", "celeba160_smmd", "lsun64", "imagenet64_sn_smmd",
+                 "mnist_mmd_rqstar", "digits", "smoke")
+
+
+def _config_path(name):
+    return os.path.join(CONFIG_DIR, f"{name}.cfg")
+
+
+def test_defaults_are_the_digits_flagfile():
+    from_file, _ = launch.parse(["prog", f"--flagfile={_config_path('digits')}"])
+    assert from_file == RunConfig()
+    no_flags, dry_run = launch.parse(["prog"])
+    assert no_flags == RunConfig() and dry_run is False
+
+
+@pytest.mark.parametrize("name", PAPER_CONFIGS)
+def test_every_config_parses_builds_and_has_a_header(name):
+    path = _config_path(name)
+    with open(path) as f:
+        text = f.read()
+    header = text.split("\n\n")[0]
+    for word in ("Command:", "Hardware:"):
+        assert word in header, f"{name}.cfg header lacks {word!r}"
+    assert f"--flagfile=configs/{name}.cfg" in header
+    config, _ = launch.parse(["prog", f"--flagfile={path}"])
+    # Networks can make the image size and the loss accepts its parameters (no data needed).
+    training.preflight(config, check_data=False)
+
+
+def test_every_config_file_is_listed():
+    names = {os.path.basename(p)[:-4] for p in glob.glob(os.path.join(CONFIG_DIR, "*.cfg"))}
+    assert names == set(PAPER_CONFIGS)
+
+
+def test_paper_settings_of_configs():
+    rep_b, _ = launch.parse(["p", f"--flagfile={_config_path('cifar10_mmd_rep_b')}"])
+    assert (rep_b.loss, rep_b.architecture, rep_b.critic_schedule) == ("rep_b", "dcgan_s1", "joint")
+    assert (rep_b.adam_beta1, rep_b.adam_beta2, rep_b.critic_lr, rep_b.generator_lr) == (
+        0.5, 0.999, 5e-4, 2e-4)
+    smmd, _ = launch.parse(["p", f"--flagfile={_config_path('imagenet64_sn_smmd')}"])
+    assert (smmd.loss, smmd.critic_output_dim, smmd.strategy, smmd.mmd_across_replicas) == (
+        "smmd", 1, "mirrored", "block")
+    assert (smmd.adam_beta2, smmd.generator_lr, smmd.critic_schedule) == (0.9, 2e-4, "paper2")
+
+
+def test_flagfile_round_trip(tmp_path):
+    config = RunConfig(workdir=str(tmp_path / "w"), loss="smmd", critic_output_dim=1,
+                       kernel_sigmas=(0.5, 1.0), loss_params=("coefficient=5.0",),
+                       generator_widths=(8,), deterministic=True, ema_decay=0.999)
+    path = tmp_path / "flags.cfg"
+    path.write_text(config_lib.to_flagfile(config, header="a header\nline two"))
+    text = path.read_text()
+    assert text.startswith("# a header\n# line two\n")
+    assert "--deterministic=true" in text and "--kernel_sigmas=0.5,1.0" in text
+    parsed, _ = launch.parse(["prog", f"--flagfile={path}"])
+    assert parsed == config
+
+
+def test_loss_params_are_typed():
+    config = RunConfig(loss_params=("lam=0.5", "bounded=true", "estimator=u_statistic", "n=3"))
+    assert config.parsed_loss_params() == {"lam": 0.5, "bounded": True,
+                                           "estimator": "u_statistic", "n": 3}
+
+
+@pytest.mark.parametrize("changes, flag, words", [
+    (dict(loss="mmd2"), "loss", ["repulsive", "smmd"]),
+    (dict(kernel="gauss"), "kernel", ["rbf"]),
+    (dict(batch_size=1), "batch_size", [">= 2"]),
+    (dict(steps=0), "steps", [">= 1"]),
+    (dict(adam_beta2=1.0), "adam_beta2", ["[0.0, 1.0)"]),
+    (dict(generator_lr=float("nan")), "generator_lr", ["finite"]),
+    (dict(kernel_sigmas=()), "kernel_sigmas", ["positive"]),
+    (dict(loss="hinge", critic_output_dim=4), "critic_output_dim", ["--critic_output_dim=1"]),
+    (dict(dataset="ring8"), "architecture", ["mlp"]),
+    (dict(critic_steps=5), "critic_steps", ["joint"]),
+    (dict(steps=10, steps_per_epoch=20), "steps_per_epoch", ["<= `--steps=10`"]),
+    (dict(loss_params=("lam",)), "loss_params", ["key=value"]),
+    (dict(run_name="a/b"), "run_name", ["'/'"]),
+    (dict(data_dir="/data"), "data_dir", ["installed package"]),
+])
+def test_validation_errors_name_the_flag(changes, flag, words):
+    with pytest.raises(ConfigError) as info:
+        RunConfig(**changes)
+    message = str(info.value)
+    assert info.value.flag == flag
+    assert f"`--{flag}" in message and "Received:" in message
+    for word in words:
+        assert word in message
+
+
+def test_config_is_frozen_and_replace_validates():
+    config = RunConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.steps = 5
+    assert config.replace(steps=100, steps_per_epoch=50).steps == 100
+    with pytest.raises(ConfigError):
+        config.replace(batch_size=0)
+
+
+def test_identity_check_refuses_another_architecture(tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / training.RUN_FILE).write_text(
+        '{"identity": {"architecture": "dcgan_s1", "image_size": 16}}')
+    with pytest.raises(ConfigError) as info:
+        training.check_workdir(RunConfig(workdir=str(workdir)))
+    assert info.value.flag == "architecture" and "dcgan_s1" in str(info.value)
+    # The same identity passes.
+    (workdir / training.RUN_FILE).write_text(
+        '{"identity": {"architecture": "small", "image_size": 16, "critic_widths": [8]}}')
+    training.check_workdir(RunConfig(workdir=str(workdir), critic_widths=(8,)))

@@ -1,0 +1,212 @@
+"""`python -m mmd_keras.launch`: bad input table, smoke run, exact resume after SIGKILL, NaN stop,
+workdir lock."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmd_keras import launch, training
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+SMOKE = os.path.join(REPO, "configs", "smoke.cfg")
+# The deterministic smoke run: 24 generator steps in epochs of 6, a checkpoint every 4.
+SMOKE_FLAGS = [f"--flagfile={SMOKE}", "--deterministic", "--steps=24", "--checkpoint_every=4",
+               "--keep_checkpoints=10"]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
+
+
+def _snapshot(root):
+    """{relative path: bytes} of every file under ``root`` (empty if it does not exist)."""
+    files = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, root)] = f.read()
+    return files
+
+
+def _launch(*args):
+    return subprocess.run([sys.executable, "-m", "mmd_keras.launch", *args], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _bad_cases(tmp):
+    a_file = tmp / "a_file"
+    a_file.write_text("x")
+    empty = tmp / "empty_data"
+    empty.mkdir()
+    foreign = tmp / "foreign"
+    foreign.mkdir()
+    (foreign / training.RUN_FILE).write_text('{"identity": {"architecture": "dcgan_s1"}}')
+    (foreign / "checkpoints").mkdir()
+    (foreign / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
+    return [
+        (["--loss=mmd3"], "loss"),
+        (["--kernel=gaussian"], "kernel"),
+        (["--dataset=imagenet1k"], "dataset"),
+        (["--architecture=vgg"], "architecture"),
+        (["--strategy=horovod"], "strategy"),
+        (["--loss=smmd"], "critic_output_dim"),
+        (["--image_size=24"], "image_size"),
+        (["--batch_size=1"], "batch_size"),
+        (["--steps=-5"], "steps"),
+        (["--steps=abc"], "steps"),
+        (["--dataset=image_folder"], "data_dir"),
+        (["--dataset=cifar10", "--image_size=32", "--data_dir=/nonexistent/tfds"], "data_dir"),
+        (["--dataset=cifar10", "--image_size=32", f"--data_dir={empty}"], "data_dir"),
+        ([f"--workdir={a_file}/run"], "workdir"),
+        ([f"--workdir={foreign}"], "architecture"),
+        (["--no_such_flag=1"], "no_such_flag"),
+        (["--critic_schedule=sometimes"], "critic_schedule"),
+        (["--tpu=grpc://10.0.0.1:8470"], "tpu"),
+        (["--kernel_sigmas=1,x"], "kernel_sigmas"),
+        (["--loss_params=bogus=1"], "loss_params"),
+        (["--mixed_precision=float64"], "mixed_precision"),
+        (["--architecture=mlp"], "architecture"),
+        (["--latent_dim=0"], "latent_dim"),
+        (["--critic_steps=5"], "critic_steps"),
+        (["--dataset=cifar10", "--image_size=32", "--adaptive_lr"], "eval_weights"),
+        (["--dataset=cifar10", "--image_size=32", "--eval_weights=/no/such.npz"], "eval_weights"),
+    ]
+
+
+def test_bad_input_exits_2_naming_the_flag_and_writes_nothing(tmp_path, capsys):
+    cases = _bad_cases(tmp_path)
+    assert len(cases) >= 15
+    before = _snapshot(tmp_path)
+    for extra, flag in cases:
+        workdir = [] if any(a.startswith("--workdir") for a in extra) else [
+            f"--workdir={tmp_path / 'fresh'}"]
+        code = launch.main(["prog", f"--flagfile={SMOKE}", *workdir, *extra])
+        err = capsys.readouterr().err
+        assert code == 2, (extra, err)
+        assert err.startswith("error: ") and f"--{flag}" in err, (extra, err)
+        assert _snapshot(tmp_path) == before, f"{extra} wrote files"
+        assert not os.path.exists(tmp_path / "fresh")
+
+
+def test_dry_run_prints_the_resolved_flags_and_writes_nothing(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    assert launch.main(["prog", f"--flagfile={SMOKE}", f"--workdir={workdir}", "--steps=30",
+                        "--dry_run"]) == 0
+    out = capsys.readouterr().out
+    assert "--steps=30" in out and f"--workdir={workdir}" in out and "--loss=repulsive" in out
+    assert not workdir.exists()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The deterministic smoke run as a user runs it (subprocess), uninterrupted."""
+    workdir = tmp_path_factory.mktemp("smoke") / "run"
+    result = _launch(*SMOKE_FLAGS, f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, result
+
+
+def _checkpoint_values(path):
+    reader = tf.train.load_checkpoint(path)
+    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+            if not key.startswith("save_counter") and "OBJECT_GRAPH" not in key}
+
+
+@pytest.mark.slow
+def test_smoke_run_end_to_end(smoke_run):
+    workdir, result = smoke_run
+    # The resolved flags replay the run.
+    replayed, _ = launch.parse(["prog", f"--flagfile={workdir / 'flags.cfg'}"])
+    expected, _ = launch.parse(["prog", *SMOKE_FLAGS, f"--workdir={workdir}"])
+    assert replayed == expected
+    # Every location is printed.
+    for word in ("flags.cfg", "ckpt-24", "step_0000024.png", "tensorboard", "saved_models"):
+        assert word in result.stdout, word
+    # The progress bar counts generator steps (epochs of 6).
+    assert "6/6" in result.stdout and "Epoch 4/4" in result.stdout
+    png = tf.io.decode_png(tf.io.read_file(str(workdir / "samples" / "latest.png"))).numpy()
+    assert png.shape[-1] == 1 and png.shape[0] > 64 and len(np.unique(png)) > 10
+    assert (workdir / "samples" / "step_0000018.png").exists()
+    assert any(name.startswith("events") for name in os.listdir(workdir / "tensorboard"))
+    # The SavedModel reproduces the generator restored from the final checkpoint.
+    config = replayed
+    model = training.build_model(config)
+    tf.train.Checkpoint(**model.checkpoint_items()).restore(
+        str(workdir / "checkpoints" / "ckpt-24")).assert_existing_objects_matched()
+    assert int(model.step.numpy()) == 24
+    loaded = tf.saved_model.load(str(workdir / "saved_models" / "run" / "1"))
+    latents = tf.random.stateless_normal([5, config.latent_dim], seed=[1, 2])
+    served = loaded.signatures["serving_default"](latents=latents)
+    np.testing.assert_allclose(served["images"].numpy(),
+                               model.generator(latents, training=False).numpy(), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_ends_with_identical_weights(smoke_run, tmp_path):
+    reference, _ = smoke_run
+    workdir = tmp_path / "killed"
+    args = [sys.executable, "-m", "mmd_keras.launch", *SMOKE_FLAGS, f"--workdir={workdir}"]
+    process = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while not (workdir / "checkpoints" / "ckpt-8.index").exists():
+            assert process.poll() is None and time.time() < deadline, "no checkpoint appeared"
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+    assert not (workdir / "checkpoints" / "ckpt-24.index").exists(), "killed too late"
+    resumed = _launch(*SMOKE_FLAGS, f"--workdir={workdir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming from" in resumed.stdout
+    final = _checkpoint_values(str(workdir / "checkpoints" / "ckpt-24"))
+    expected = _checkpoint_values(str(reference / "checkpoints" / "ckpt-24"))
+    assert final.keys() == expected.keys() and len(final) > 10
+    for key, value in expected.items():
+        np.testing.assert_array_equal(final[key], value, err_msg=key)
+
+
+def test_locked_workdir_refuses_a_second_run(tmp_path, capsys):
+    workdir = tmp_path / "busy"
+    lock = training.WorkdirLock(str(workdir)).acquire()  # Stands for a run in progress.
+    try:
+        before = _snapshot(workdir)
+        assert launch.main(["prog", f"--flagfile={SMOKE}", f"--workdir={workdir}"]) == 2
+        err = capsys.readouterr().err
+        assert "--workdir" in err and "locked" in err and f"pid {os.getpid()}" in err
+        assert _snapshot(workdir) == before
+    finally:
+        lock.release()
+
+
+@pytest.mark.slow
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
+        tmp_path, capsys, monkeypatch):
+    original = training.build_dataset
+
+    def poisoned(config, start_step=0, split=None, replicas=1):
+        # Batches from generator step 6 on (index 5) are NaN: a bad-data failure.
+        dataset = original(config, start_step, split, replicas)
+        return dataset.enumerate(start_step).map(
+            lambda i, x: tf.where(i >= 5, tf.fill(tf.shape(x), float("nan")), x))
+
+    monkeypatch.setattr(training, "build_dataset", poisoned)
+    workdir = tmp_path / "nan"
+    code = launch.main(["prog", f"--flagfile={SMOKE}", f"--workdir={workdir}"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "Non-finite loss at generator step 6" in out and "ckpt-4" in out
+    checkpoints = sorted(n for n in os.listdir(workdir / "checkpoints") if n.endswith(".index"))
+    assert checkpoints == ["ckpt-4.index"]
+    values = _checkpoint_values(str(workdir / "checkpoints" / "ckpt-4"))
+    assert all(np.all(np.isfinite(v)) for v in values.values() if v.dtype.kind == "f")
+    assert not (workdir / "saved_models").exists()
