@@ -134,6 +134,8 @@ class RunConfig:
     tpu: str = _field("", "distribute", "TPU name or grpc:// address (strategy=tpu).")
     mmd_across_replicas: str = _field("block", "distribute", "block: MMD per replica, "
                                       "gradients averaged; global: features all-gathered.")
+    synchronized_bn: bool = _field(False, "distribute", "Generator batch norm with statistics "
+                                   "of the global batch (all-reduced across replicas).")
     # Outputs.
     sample_every: int = _field(500, "outputs", "Write a sample grid PNG every N generator "
                                "steps (0 = only at the end).")

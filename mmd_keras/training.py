@@ -82,6 +82,8 @@ def networks_kwargs(config):
     if config.channels:
         for kwargs in (generator, critic):
             kwargs.update(image_size=config.image_size, channels=config.channels)
+    if config.synchronized_bn and config.architecture != "mlp":  # the MLP has no batch norm
+        generator["batch_norm"] = "synchronized"
     if config.generator_widths:
         generator["widths"] = config.generator_widths
     if config.critic_widths:

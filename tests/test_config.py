@@ -123,3 +123,13 @@ def test_identity_check_refuses_another_architecture(tmp_path):
     (workdir / training.RUN_FILE).write_text(
         '{"identity": {"architecture": "small", "image_size": 16, "critic_widths": [8]}}')
     training.check_workdir(RunConfig(workdir=str(workdir), critic_widths=(8,)))
+
+
+def test_synchronized_bn_flag_reaches_the_generator():
+    config, _ = launch.parse(["prog", "--synchronized_bn"])
+    generator_kwargs, critic_kwargs = training.networks_kwargs(config)
+    assert generator_kwargs["batch_norm"] == "synchronized" and "batch_norm" not in critic_kwargs
+    default, _ = launch.parse(["prog"])
+    assert "batch_norm" not in training.networks_kwargs(default)[0]
+    mlp, _ = launch.parse(["prog", "--synchronized_bn", "--architecture=mlp", "--dataset=ring8"])
+    assert "batch_norm" not in training.networks_kwargs(mlp)[0]  # the MLP has no batch norm

@@ -181,3 +181,22 @@ def test_validate_accepts_buildable_sizes():
         assert networks.validate(arch, image_size=size) is None
     assert set(networks.ARCHITECTURES) == {"dcgan_s1", "dcgan_s2", "sngan", "resnet", "dcgan_p1",
                                            "celeba160", "mlp", "small"}
+
+
+def test_generator_batch_norm_modes():
+    """batch_norm=False/True/"synchronized": BN layers absent, per-replica, or global-batch."""
+    def bn_layers(model):
+        return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+    kwargs = dict(image_size=16, channels=1, latent_dim=4)
+    assert not bn_layers(networks.build_generator("small", batch_norm=False, **kwargs))
+    plain = bn_layers(networks.build_generator("small", batch_norm=True, **kwargs))
+    synced = bn_layers(networks.build_generator("small", batch_norm="synchronized", **kwargs))
+    assert plain and len(plain) == len(synced)
+    assert not any(layer.synchronized for layer in plain)
+    assert all(layer.synchronized for layer in synced)
+    resnet = bn_layers(networks.build_generator("resnet", image_size=16, latent_dim=4, widths=(4,) * 5,
+                                                batch_norm="synchronized"))
+    assert resnet and all(layer.synchronized for layer in resnet)
+    with pytest.raises(ValueError, match="batch_norm"):
+        networks.build_generator("small", batch_norm="sync", **kwargs)

@@ -20,7 +20,8 @@ arch            source                                                    sizes 
 ==============  ========================================================  ======  ===========
 
 Keyword arguments (all optional): ``image_size``, ``channels``, ``latent_dim`` (generator),
-``output_dim`` (critic s), ``widths`` (per-arch channel list), ``batch_norm`` (generator),
+``output_dim`` (critic s), ``widths`` (per-arch channel list), ``batch_norm`` (generator: False, True or
+"synchronized" for statistics of the global batch across replicas),
 ``leaky_slope`` (critic), ``data_dim`` (mlp), and the SN settings ``sn_mode``
 ("none", "pim", "pico", "constraint"), ``learned_gain``, ``pico_gain`` (C^L, default 64),
 ``power_iterations``, ``constraint_target``. Generators default to ``sn_mode="none"``.
@@ -67,6 +68,8 @@ def _split(arch, role, builder, kwargs, sn_mode, learned_gain, pico_gain, power_
                 f"Expected the {role} of arch={arch!r} to take arguments among "
                 f"{sorted(accepted)}. Received: `{arg}={kwargs[arg]!r}`"
             )
+    if "batch_norm" in kwargs:
+        common.check_batch_norm(kwargs["batch_norm"])
     common.check_int(power_iterations, "power_iterations")
     common.LayerFactory(sn_mode, learned_gain, 1, pico_gain, power_iterations, constraint_target)
     sn = dict(sn_mode=sn_mode, learned_gain=learned_gain, pico_gain=pico_gain,

@@ -7,6 +7,23 @@ import keras
 from mmd_keras import layers as sn_layers
 
 SN_MODES = ("none", "pim", "pico", "constraint")
+#: Generator batch norm: off, per-replica statistics, or statistics of the global batch
+#: (all-reduced across tf.distribute replicas, so a multi-replica run normalizes like one
+#: device on the concatenated batch).
+BATCH_NORM_MODES = (False, True, "synchronized")
+
+
+def check_batch_norm(value):
+    """Returns ``value`` if it is one of ``BATCH_NORM_MODES``; else ``ValueError``."""
+    if not any(value is mode or (isinstance(value, str) and value == mode) for mode in BATCH_NORM_MODES):
+        raise ValueError(f"Expected `batch_norm` to be one of {list(BATCH_NORM_MODES)}. "
+                         f"Received: `batch_norm={value!r}`")
+    return value
+
+
+def batch_norm_layer(mode, name):
+    """A ``BatchNormalization`` layer for a generator with ``batch_norm=mode`` (truthy)."""
+    return keras.layers.BatchNormalization(synchronized=(mode == "synchronized"), name=name)
 
 
 def check_int(value, arg, minimum=1):

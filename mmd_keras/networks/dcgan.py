@@ -38,13 +38,13 @@ def dcgan_generator(*, latent_dim, image_size, start_size, start_filters, up_fil
     x = factory.dense(start_size * start_size * start_filters, name="dense")(z)
     if dense_activation:
         if batch_norm:
-            x = keras.layers.BatchNormalization(name="dense_bn")(x)
+            x = common.batch_norm_layer(batch_norm, "dense_bn")(x)
         x = keras.layers.ReLU()(x)
     x = keras.layers.Reshape((start_size, start_size, start_filters))(x)
     for i, filters in enumerate(up_filters):
         x = factory.deconv(filters, up_kernel, strides=2, name=f"deconv{i}")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"deconv{i}_bn")(x)
+            x = common.batch_norm_layer(batch_norm, f"deconv{i}_bn")(x)
         x = keras.layers.ReLU()(x)
     if final == "deconv":
         x = factory.deconv(channels, up_kernel, strides=2, name="to_image")(x)

@@ -20,7 +20,7 @@ def mlp_generator(*, latent_dim=16, data_dim=2, widths=(128, 128, 128), batch_no
     for i, width in enumerate(widths):
         x = factory.dense(width, name=f"dense{i}")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"dense{i}_bn")(x)
+            x = common.batch_norm_layer(batch_norm, f"dense{i}_bn")(x)
         x = keras.layers.ReLU()(x)
     x = factory.dense(data_dim, name="to_data")(x)
     points = keras.layers.Activation("linear", dtype="float32", name="points")(x)

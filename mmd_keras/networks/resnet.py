@@ -18,12 +18,12 @@ def _up_block(x, filters, factory, batch_norm, name):
     shortcut = keras.layers.UpSampling2D(2)(x)
     shortcut = factory.conv(filters, 1, name=f"{name}_shortcut")(shortcut)
     if batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn0")(x)
+        x = common.batch_norm_layer(batch_norm, f"{name}_bn0")(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.UpSampling2D(2)(x)
     x = factory.conv(filters, 3, name=f"{name}_conv0")(x)
     if batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn1")(x)
+        x = common.batch_norm_layer(batch_norm, f"{name}_bn1")(x)
     x = keras.layers.ReLU()(x)
     x = factory.conv(filters, 3, name=f"{name}_conv1")(x)
     return keras.layers.Add()([x, shortcut])
@@ -67,7 +67,7 @@ def resnet_generator(*, image_size=64, channels=3, latent_dim=128,
     for i, filters in enumerate(widths[1:]):
         x = _up_block(x, filters, factory, batch_norm, name=f"up{i}")
     if batch_norm:
-        x = keras.layers.BatchNormalization(name="out_bn")(x)
+        x = common.batch_norm_layer(batch_norm, "out_bn")(x)
     x = keras.layers.ReLU()(x)
     x = factory.conv(channels, 3, name="to_image")(x)
     images = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
