@@ -71,8 +71,8 @@ class RunConfig:
 
     # Run.
     workdir: str = _field("runs/digits", "run", "Directory for checkpoints, samples, "
-                          "TensorBoard logs, flags.cfg and the exported SavedModel.")
-    run_name: str = _field("", "run", "Name of the exported model (saved_models/<run_name>/); "
+                          "TensorBoard logs and flags.cfg.")
+    run_name: str = _field("", "run", "Name of the exported model (<export_dir>/<run_name>/); "
                            "empty = the workdir's base name.")
     seed: int = _field(0, "run", "Seed of weights, latents, penalties and data order.")
     deterministic: bool = _field(False, "run", "Deterministic ops and data order: a resumed run "
@@ -144,6 +144,9 @@ class RunConfig:
     keep_checkpoints: int = _field(3, "outputs", "Latest checkpoints kept (plus the best).")
     log_every: int = _field(50, "outputs", "TensorBoard scalars every N generator steps.")
     export: bool = _field(True, "outputs", "Export the generator as a SavedModel at the end.")
+    export_dir: str = _field("saved_models", "outputs", "Root of exported generators, in TF "
+                             "Serving's layout <export_dir>/<run_name>/<version>/ (relative to "
+                             "the current directory).")
     # Evaluation.
     evaluate: bool = _field(True, "evaluation", "KID at the end and every eval_every steps: "
                             "digits classifier features vs held-out digits for digits, else "

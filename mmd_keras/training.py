@@ -16,7 +16,8 @@ Order of a run (nothing is written before every check has passed):
 5. Final checkpoint, sample grid, KID, SavedModel export; each location printed.
 
 Layout of a workdir: ``flags.cfg``, ``run.json``, ``checkpoints/`` (``best/`` inside),
-``samples/step_XXXXXXX.png`` + ``latest.png``, ``tensorboard/``, ``saved_models/<name>/<v>/``.
+``samples/step_XXXXXXX.png`` + ``latest.png``, ``tensorboard/``. The SavedModel goes to
+``<export_dir>/<name>/<version>/`` (default ``saved_models/``, TF Serving's layout).
 """
 
 import fcntl
@@ -60,6 +61,10 @@ def check_workdir(config):
         raise ConfigError("workdir", "Expected `--workdir` to be a writable directory (or "
                           f"creatable: {existing} is not a writable directory). Received: "
                           f"`--workdir={config.workdir}`")
+    export_dir = os.path.abspath(config.export_dir)
+    if config.export and os.path.exists(export_dir) and not os.path.isdir(export_dir):
+        raise ConfigError("export_dir", "Expected `--export_dir` to be a directory. Received: "
+                          f"`--export_dir={config.export_dir}` (an existing file)")
     run_file = os.path.join(workdir, RUN_FILE)
     if not os.path.exists(run_file):
         return
@@ -402,8 +407,8 @@ def _run_locked(config, argv, print_fn, lock):
     keras.mixed_precision.set_global_policy(config.mixed_precision)
     strategy = distribute.create_strategy(config.strategy, tpu=config.tpu or None)
     replicas = strategy.num_replicas_in_sync
-    paths = {name: os.path.join(workdir, name) for name in
-             ("checkpoints", "samples", "tensorboard", "saved_models")}
+    paths = {name: os.path.join(workdir, name) for name in ("checkpoints", "samples", "tensorboard")}
+    paths["saved_models"] = os.path.abspath(config.export_dir)
     savers = []
     with strategy.scope():
         model = build_model(config)

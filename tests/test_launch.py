@@ -33,8 +33,8 @@ def _snapshot(root):
     return files
 
 
-def _launch(*args):
-    return subprocess.run([sys.executable, "-m", "mmd_keras.launch", *args], cwd=REPO, env=ENV,
+def _launch(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "mmd_keras.launch", *args], cwd=cwd, env=ENV,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -56,6 +56,7 @@ def _bad_cases(tmp):
         (["--strategy=horovod"], "strategy"),
         (["--loss=smmd"], "critic_output_dim"),
         (["--image_size=24"], "image_size"),
+        ([f"--export_dir={a_file}"], "export_dir"),
         (["--batch_size=1"], "batch_size"),
         (["--steps=-5"], "steps"),
         (["--steps=abc"], "steps"),
@@ -104,9 +105,10 @@ def test_dry_run_prints_the_resolved_flags_and_writes_nothing(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """The deterministic smoke run as a user runs it (subprocess), uninterrupted."""
+    """The deterministic smoke run as a user runs it (subprocess), uninterrupted; run from the
+    workdir's parent so the default ``--export_dir=saved_models`` lands beside it."""
     workdir = tmp_path_factory.mktemp("smoke") / "run"
-    result = _launch(*SMOKE_FLAGS, f"--workdir={workdir}")
+    result = _launch(*SMOKE_FLAGS, f"--workdir={workdir}", cwd=workdir.parent)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result
 
@@ -139,7 +141,8 @@ def test_smoke_run_end_to_end(smoke_run):
     tf.train.Checkpoint(**model.checkpoint_items()).restore(
         str(workdir / "checkpoints" / "ckpt-24")).assert_existing_objects_matched()
     assert int(model.step.numpy()) == 24
-    loaded = tf.saved_model.load(str(workdir / "saved_models" / "run" / "1"))
+    assert not (workdir / "saved_models").exists()
+    loaded = tf.saved_model.load(str(workdir.parent / "saved_models" / "run" / "1"))
     latents = tf.random.stateless_normal([5, config.latent_dim], seed=[1, 2])
     served = loaded.signatures["serving_default"](latents=latents)
     np.testing.assert_allclose(served["images"].numpy(),
@@ -151,7 +154,7 @@ def test_sigkill_and_resume_ends_with_identical_weights(smoke_run, tmp_path):
     reference, _ = smoke_run
     workdir = tmp_path / "killed"
     args = [sys.executable, "-m", "mmd_keras.launch", *SMOKE_FLAGS, f"--workdir={workdir}"]
-    process = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(args, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 240
@@ -165,7 +168,7 @@ def test_sigkill_and_resume_ends_with_identical_weights(smoke_run, tmp_path):
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
     assert not (workdir / "checkpoints" / "ckpt-24.index").exists(), "killed too late"
-    resumed = _launch(*SMOKE_FLAGS, f"--workdir={workdir}")
+    resumed = _launch(*SMOKE_FLAGS, f"--workdir={workdir}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming from" in resumed.stdout
     final = _checkpoint_values(str(workdir / "checkpoints" / "ckpt-24"))
@@ -200,6 +203,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
             lambda i, x: tf.where(i >= 5, tf.fill(tf.shape(x), float("nan")), x))
 
     monkeypatch.setattr(training, "build_dataset", poisoned)
+    monkeypatch.chdir(tmp_path)  # the default --export_dir=saved_models is relative
     workdir = tmp_path / "nan"
     code = launch.main(["prog", f"--flagfile={SMOKE}", f"--workdir={workdir}"])
     out = capsys.readouterr().out
@@ -209,4 +213,4 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
     assert checkpoints == ["ckpt-4.index"]
     values = _checkpoint_values(str(workdir / "checkpoints" / "ckpt-4"))
     assert all(np.all(np.isfinite(v)) for v in values.values() if v.dtype.kind == "f")
-    assert not (workdir / "saved_models").exists()
+    assert not (tmp_path / "saved_models").exists()
