@@ -12,6 +12,8 @@
 # ${WORKDIR}_worker1, which can be deleted afterwards. --batch_size is per worker replica
 # (global = 2 x batch_size here). If one worker dies the other blocks in a collective: the
 # script bounds both with `timeout -s KILL` and kills the survivor by PID.
+# KNOWN LIMITATION: Keras fit under MultiWorkerMirroredStrategy currently stops at the first
+# step ("destinations can not be empty"); see the README's "Scaling out" section.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FLAGFILE="${1:-configs/smoke.cfg}"

@@ -105,6 +105,7 @@ def main(argv=None, stdout=None):
         config, dry_run = parse(argv)
         from mmd_keras import training  # Imports TensorFlow: only after the flags are valid.
 
+        strategy = None if dry_run else training.early_strategy(config)
         training.preflight(config)
     except config_lib.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -114,7 +115,7 @@ def main(argv=None, stdout=None):
                                      "nothing written)."), file=stdout, end="")
         return 0
     try:
-        return training.run(config, argv=argv)
+        return training.run(config, argv=argv, strategy=strategy)
     except config_lib.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -20,6 +20,7 @@ Layout of a workdir: ``flags.cfg``, ``run.json``, ``checkpoints/`` (``best/`` in
 ``<export_dir>/<name>/<version>/`` (default ``saved_models/``, TF Serving's layout).
 """
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -379,21 +380,64 @@ def _flags_header(config, argv):
             "\n(the same --workdir resumes the run; add --workdir=NEW to train it again)")
 
 
-def run(config, argv=None, print_fn=print):
+def worker_config(config, tf_config=None):
+    """The config this process runs under ``--strategy=multi_worker``.
+
+    Every worker must take part in each (collective) checkpoint save, so workers cannot share
+    one directory: the chief (``chief`` task, else ``worker`` 0) keeps ``--workdir``; another
+    worker gets the private ``<workdir>/.worker_<index>`` and does not export. ``tf_config`` is
+    the ``TF_CONFIG`` JSON (default: the environment); an unreadable one is left for
+    :func:`mmd_keras.distribute.create_strategy` to report.
+    """
+    if config.strategy != "multi_worker":
+        return config
+    try:
+        spec = json.loads(tf_config if tf_config is not None else os.environ.get("TF_CONFIG", ""))
+        task_type, index = spec["task"]["type"], int(spec["task"]["index"])
+        has_chief = "chief" in spec.get("cluster", {})
+    except (ValueError, KeyError, TypeError):
+        return config
+    if task_type == "chief" or (task_type == "worker" and index == 0 and not has_chief):
+        return config
+    return dataclasses.replace(
+        config, workdir=os.path.join(config.workdir, f".{task_type}_{index}"), export=False)
+
+
+def early_strategy(config):
+    """The strategy that must exist before TensorFlow runs any op, else None.
+
+    ``MultiWorkerMirroredStrategy`` configures collective ops, which TensorFlow only allows
+    at program start-up, and :func:`preflight` already builds networks: the launcher calls
+    this first. A bad ``TF_CONFIG`` is a ConfigError naming ``--strategy``.
+    """
+    if config.strategy != "multi_worker":
+        return None
+    from mmd_keras import distribute
+
+    try:
+        return distribute.create_strategy("multi_worker")
+    except ValueError as error:
+        raise ConfigError("strategy", str(error)) from None
+
+
+def run(config, argv=None, print_fn=print, strategy=None):
     """Trains (or resumes) the run described by ``config``; returns the exit code.
 
     Raises:
         ConfigError: before anything is written (bad input, busy or foreign workdir).
+    ``strategy``: one made by :func:`early_strategy` (else created here).
     """
+    strategy = strategy or early_strategy(config)
+    config = worker_config(config)
     preflight(config)
     lock = WorkdirLock(config.workdir).acquire()
     try:
-        return _run_locked(config, argv, print_fn, lock)
+        return _run_locked(config, argv, print_fn, lock, strategy)
     finally:
         lock.release()
 
 
-def _run_locked(config, argv, print_fn, lock):
+def _run_locked(config, argv, print_fn, lock, strategy=None):
     import keras
     import tensorflow as tf
 
@@ -405,7 +449,8 @@ def _run_locked(config, argv, print_fn, lock):
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(config.mixed_precision)
-    strategy = distribute.create_strategy(config.strategy, tpu=config.tpu or None)
+    if strategy is None:
+        strategy = distribute.create_strategy(config.strategy, tpu=config.tpu or None)
     replicas = strategy.num_replicas_in_sync
     paths = {name: os.path.join(workdir, name) for name in ("checkpoints", "samples", "tensorboard")}
     paths["saved_models"] = os.path.abspath(config.export_dir)

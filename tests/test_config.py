@@ -133,3 +133,16 @@ def test_synchronized_bn_flag_reaches_the_generator():
     assert "batch_norm" not in training.networks_kwargs(default)[0]
     mlp, _ = launch.parse(["prog", "--synchronized_bn", "--architecture=mlp", "--dataset=ring8"])
     assert "batch_norm" not in training.networks_kwargs(mlp)[0]  # the MLP has no batch norm
+
+
+def test_multi_worker_processes_get_their_own_workdir():
+    base, _ = launch.parse(["prog", "--strategy=multi_worker", "--workdir=/tmp/mw"])
+    cluster = '"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}'
+    chief = training.worker_config(base, '{%s, "task": {"type": "worker", "index": 0}}' % cluster)
+    assert chief == base
+    other = training.worker_config(base, '{%s, "task": {"type": "worker", "index": 1}}' % cluster)
+    assert other.workdir == "/tmp/mw/.worker_1" and other.export is False
+    with_chief = '{"cluster": {"chief": ["h:1"], "worker": ["h:2"]}, "task": {"type": "worker", "index": 0}}'
+    assert training.worker_config(base, with_chief).workdir == "/tmp/mw/.worker_0"
+    single, _ = launch.parse(["prog", "--workdir=/tmp/mw"])
+    assert training.worker_config(single, '{%s, "task": {"type": "worker", "index": 1}}' % cluster) == single
