@@ -9,11 +9,10 @@
 # Environment: PORT0/PORT1 (default 12345/12346), WORKDIR (default runs/multi_worker),
 # TIMEOUT (seconds, default 3600). Worker 0 is the chief: it writes the real checkpoints,
 # samples and export to $WORKDIR; worker 1 writes its (required, collective) saves to
-# ${WORKDIR}_worker1, which can be deleted afterwards. --batch_size is per worker replica
+# ${WORKDIR}_worker1/.worker_1 (the launcher adds .worker_<i> for non-chief workers, so one
+# shared --workdir works too), which can be deleted afterwards. --batch_size is per worker replica
 # (global = 2 x batch_size here). If one worker dies the other blocks in a collective: the
 # script bounds both with `timeout -s KILL` and kills the survivor by PID.
-# KNOWN LIMITATION: Keras fit under MultiWorkerMirroredStrategy currently stops at the first
-# step ("destinations can not be empty"); see the README's "Scaling out" section.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FLAGFILE="${1:-configs/smoke.cfg}"

@@ -270,9 +270,14 @@ def sync_moving_statistics(variables):
         and str(getattr(v, "aggregation", "none")).lower().split(".")[-1] == "none"
     ]
     if targets:
-        means = context.all_reduce(tf.distribute.ReduceOp.MEAN, [tf.convert_to_tensor(v) for v in targets])
-        for variable, mean in zip(targets, means):
-            variable.assign(mean)
+        # One flat tensor: MultiWorkerMirroredStrategy's batched all-reduce of a list of
+        # variable reads fails ("destinations can not be empty"); a single tensor works
+        # everywhere and is one collective.
+        flat = tf.concat([tf.reshape(tf.convert_to_tensor(v), [-1]) for v in targets], axis=0)
+        mean = context.all_reduce(tf.distribute.ReduceOp.MEAN, flat)
+        parts = tf.split(mean, [v.shape.num_elements() for v in targets])
+        for variable, part in zip(targets, parts):
+            variable.assign(tf.reshape(part, variable.shape))
 
 
 def batch_normalization(synchronized=False, **kwargs):

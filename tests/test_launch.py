@@ -214,3 +214,48 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
     values = _checkpoint_values(str(workdir / "checkpoints" / "ckpt-4"))
     assert all(np.all(np.isfinite(v)) for v in values.values() if v.dtype.kind == "f")
     assert not (tmp_path / "saved_models").exists()
+
+
+def _free_ports(count):
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multi_worker_launch_on_loopback(tmp_path):
+    """Two `--strategy=multi_worker` launcher processes on 127.0.0.1 sharing one --workdir:
+    both finish, the second writes under <workdir>/.worker_1, and their final checkpoints
+    hold identical values; only the chief exports."""
+    import json
+
+    workdir, export_dir = tmp_path / "run", tmp_path / "exported"
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    processes = []
+    try:
+        for index in range(2):
+            env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                   "task": {"type": "worker", "index": index}})}
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "mmd_keras.launch", f"--flagfile={SMOKE}", "--steps=6",
+                 "--strategy=multi_worker", f"--workdir={workdir}", f"--export_dir={export_dir}"],
+                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        outputs = [p.communicate(timeout=240)[0] for p in processes]
+    finally:
+        for p in processes:  # a dead worker blocks the other: never leave one behind
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in processes] == [0, 0], [o[-2000:] for o in outputs]
+    chief = _checkpoint_values(str(workdir / "checkpoints" / "ckpt-6"))
+    other = _checkpoint_values(str(workdir / ".worker_1" / "checkpoints" / "ckpt-6"))
+    assert chief.keys() == other.keys() and len(chief) > 10
+    for key, value in chief.items():
+        np.testing.assert_array_equal(other[key], value, err_msg=key)
+    assert os.listdir(export_dir) == ["run"] and os.listdir(export_dir / "run") == ["1"]
