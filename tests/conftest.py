@@ -28,3 +28,22 @@ def _float32_policy():
     keras.mixed_precision.set_global_policy("float32")
     yield
     keras.mixed_precision.set_global_policy("float32")
+
+
+def _free_ports(count):
+    """``count`` TCP ports on 127.0.0.1 that were free a moment ago (for loopback workers)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture
+def free_ports():
+    """The function ``free_ports(count) -> [port, ...]``."""
+    return _free_ports

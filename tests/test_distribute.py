@@ -8,7 +8,6 @@ start-up once. Processes are bounded by a timeout and killed by PID.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -162,24 +161,14 @@ def test_mirrored_fit_keeps_replicas_identical(workers):
     assert r["imagenet64_generate_shape"] == [3, 16, 16, 3]
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
-def test_multi_worker_loopback_trains_and_checkpoints(tmp_path):
+def test_multi_worker_loopback_trains_and_checkpoints(tmp_path, free_ports):
     """Two MultiWorkerMirroredStrategy processes on 127.0.0.1 train block and global steps.
 
     Both workers end with equal weights, equal to a one-device replay; the chief's
     checkpoint holds those weights; non-chief temp checkpoints are removed.
     """
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     procs = []
     try:
         for index in range(2):

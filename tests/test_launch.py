@@ -216,27 +216,15 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
     assert not (tmp_path / "saved_models").exists()
 
 
-def _free_ports(count):
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
-def test_multi_worker_launch_on_loopback(tmp_path):
+def test_multi_worker_launch_on_loopback(tmp_path, free_ports):
     """Two `--strategy=multi_worker` launcher processes on 127.0.0.1 sharing one --workdir:
     both finish, the second writes under <workdir>/.worker_1, and their final checkpoints
     hold identical values; only the chief exports."""
     import json
 
     workdir, export_dir = tmp_path / "run", tmp_path / "exported"
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     processes = []
     try:
         for index in range(2):
