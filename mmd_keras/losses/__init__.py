@@ -44,27 +44,19 @@ from mmd_keras.losses.mmd_losses import (
     smmd_scale,
     swgan,
 )
-from mmd_keras.losses.objectives import (
-    LOSSES,
-    MODES,
+from mmd_keras.losses.baseline_objectives import CramerLoss, HingeLoss, NonSaturatingLoss, SobolevLoss, WGANGPLoss
+from mmd_keras.losses.kernel_objectives import (
     BoundedMMDLoss,
     BoundedRepulsiveLoss,
-    CramerLoss,
-    GANLoss,
     GCMMDLoss,
-    HingeLoss,
-    LossOutput,
     MMDLoss,
-    NonSaturatingLoss,
     RepGPLoss,
     RepulsiveLoss,
     SMMDLoss,
-    SobolevLoss,
     SWGANLoss,
-    WGANGPLoss,
-    get,
-    serialize,
 )
+from mmd_keras.losses.objectives import MODES, GANLoss, LossOutput
+from mmd_keras.losses.registry import LOSSES, get, serialize
 from mmd_keras.losses.penalties import (
     clip_gradients_per_tensor,
     gradient_penalty,
