@@ -16,9 +16,9 @@ from typing import Tuple
 
 LOSSES = ("mmd", "repulsive", "rep_b", "mmd_rbf_b", "smmd", "swgan", "rep_gp", "gcmmd",
           "wgan_gp", "cramer", "sobolev", "hinge", "non_saturating")
-#: Losses whose critic must output one number per image (paper 2's SMMD/SWGAN, paper 3's
+#: Losses whose critic must output one number per image (paper 2's SWGAN, paper 3's
 #: hinge/non-saturating baselines and rep-gp, WGAN-GP).
-SCALAR_OUTPUT_LOSSES = ("smmd", "swgan", "rep_gp", "wgan_gp", "hinge", "non_saturating")
+SCALAR_OUTPUT_LOSSES = ("swgan", "rep_gp", "wgan_gp", "hinge", "non_saturating")
 #: Losses that take a kernel (the others ignore ``--kernel``).
 KERNEL_LOSSES = ("mmd", "repulsive", "rep_b", "mmd_rbf_b", "smmd", "swgan", "rep_gp", "gcmmd")
 KERNELS = ("rbf", "rq", "rq_dot", "dot", "distance", "polynomial")

@@ -54,7 +54,7 @@ def _bad_cases(tmp):
         (["--dataset=imagenet1k"], "dataset"),
         (["--architecture=vgg"], "architecture"),
         (["--strategy=horovod"], "strategy"),
-        (["--loss=smmd"], "critic_output_dim"),
+        (["--loss=swgan"], "critic_output_dim"),
         (["--image_size=24"], "image_size"),
         ([f"--export_dir={a_file}"], "export_dir"),
         (["--batch_size=1"], "batch_size"),

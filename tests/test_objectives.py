@@ -14,7 +14,7 @@ from test_penalties import np_witness_gradients
 SHAPE = (2, 2, 1)
 D = int(np.prod(SHAPE))
 RBF1 = {"kernel": kernels.get("rbf", sigmas=(1.0,))}
-OUTPUT_DIMS = {"mmd": 3, "repulsive": 3, "rep_b": 3, "mmd_rbf_b": 3, "cramer": 3, "gcmmd": 2}
+OUTPUT_DIMS = {"mmd": 3, "repulsive": 3, "rep_b": 3, "mmd_rbf_b": 3, "cramer": 3, "gcmmd": 2, "smmd": 3}
 
 
 def linear_keras_critic(w):
@@ -255,7 +255,7 @@ def test_objective_bad_inputs(rng):
     with pytest.raises(ValueError, match="mode"):
         losses.get("mmd")(critic, real, real, seed=[0, 0], mode="discriminator")
     with pytest.raises(ValueError, match="output_dim=1"):
-        losses.get("smmd")(critic, real, real, seed=[0, 0])
+        losses.get("swgan")(critic, real, real, seed=[0, 0])
     with pytest.raises(ValueError, match="fake_images_2"):
         losses.get("cramer")(critic, real, real, seed=[0, 0])
     with pytest.raises(ValueError, match="fake_images_2"):
