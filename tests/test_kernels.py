@@ -163,6 +163,9 @@ def test_tf_function_and_jit_compile(rng):
         (lambda: kernels.get("polynomial", degree=2.5), "degree"),
         (lambda: kernels.get("dot")(np.zeros((2, 3)), np.zeros((2, 4))), "x.shape"),
         (lambda: kernels.get("dot")(np.zeros((2, 3, 1)), np.zeros((2, 3))), "x"),
+        # A dict that is not a kernel config fails here, not later inside a train step.
+        (lambda: kernels.get({"name": "rbf", "sigmas": [1.0]}), "class_name"),
+        (lambda: kernels.get({"class_name": "Gaussian", "config": {}}), "class_name"),
     ],
 )
 def test_bad_input_names_the_argument(call, match):
