@@ -273,13 +273,17 @@ def build_model(config):
     return model
 
 
-def _real_images(config, split):
+def evaluation_images(config, split):
     """Real images in [-1, 1] for evaluation: held-out digits, else the first
-    ``eval_num_samples`` of the (shuffled) training stream."""
+    ``eval_num_samples`` of the (shuffled) training stream.
+
+    The digits split is the one the training stream uses (``digits_split`` with its fixed
+    seed), whatever ``config.seed``: the held-out reference must never hold training images.
+    """
     from mmd_keras import datasets
 
     if config.dataset == "digits":
-        return datasets.digits_images(split, config.image_size, seed=config.seed)[0]
+        return datasets.digits_images(split, config.image_size)[0]
     batches = [batch.numpy() for batch in build_dataset(config).take(
         -(-config.eval_num_samples // config.batch_size))]
     return np.concatenate(batches)[:config.eval_num_samples]
@@ -325,12 +329,12 @@ def build_evaluation(config, writer, on_new_best, print_fn, model=None):
         extractor = extractors.get("digits")
     else:
         extractor = extractors.get("fid_inception", weights_path=config.eval_weights)
-    real_features = extractor(_real_images(config, "test"))
+    real_features = extractor(evaluation_images(config, "test"))
     coefficient = getattr(getattr(model, "loss_object", None), "coefficient", None)
     coefficients = [coefficient] if coefficient is not None else []
     floor = None
     if config.dataset == "digits":
-        train_features = extractor(_real_images(config, "train"))
+        train_features = extractor(evaluation_images(config, "train"))
         size = min(config.kid_subset_size, len(real_features), len(train_features))
         floor = metrics.kernel_inception_distance(train_features, real_features,
                                                   num_subsets=config.kid_subsets,

@@ -183,3 +183,21 @@ def test_workdir_lock_refuses_a_second_holder(tmp_path):
     second = training.WorkdirLock(workdir).acquire()
     second.release(remove_if_created=True)
     assert os.path.exists(workdir)  # Created by the first holder, not by the second.
+
+
+def test_digits_evaluation_reference_is_the_held_out_split_for_every_seed():
+    """Held-out digits never include training images, whatever --seed (the training stream
+    always uses digits_split's fixed split)."""
+    from mmd_keras import datasets
+    from mmd_keras.config import RunConfig
+
+    train_stream = np.concatenate([b.numpy() for b in datasets.build_dataset(
+        "digits", image_size=16, batch_size=64, repeat=False, seed=5)])
+    for seed in (0, 3):
+        config = RunConfig(dataset="digits", image_size=16, seed=seed)
+        test = training.evaluation_images(config, "test")
+        train = training.evaluation_images(config, "train")
+        assert len(test) + len(train) == 1797 and len(test) >= 300
+        stream_rows = {row.tobytes() for row in train_stream}
+        assert not any(row.tobytes() in stream_rows for row in test)
+        assert {row.tobytes() for row in train} >= stream_rows
