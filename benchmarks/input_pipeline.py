@@ -4,6 +4,8 @@ Run from the repository root::
 
     python benchmarks/input_pipeline.py [--batch_size 64] [--seconds 5]
 
+(`python -m benchmarks.run_all` reuses :func:`pipeline_rates` against the DCGAN Table S1 step.)
+
 Measures, in one process on the same machine:
 
 1. ``digits`` at 32 px (the offline default),
@@ -114,16 +116,12 @@ def train_step_seconds(batch_size, seconds, latent_dim=64):
     return (time.perf_counter() - start) / count
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
-    args = parser.parse_args()
-    b, secs = args.batch_size, args.seconds
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, batch {b}, {secs:.0f} s each")
-    rates = {}
+def pipeline_rates(batch_size, seconds):
+    """Steady-state batches/s of ``build_dataset`` for digits, image_folder (JPEG, cached or
+    not) and photo_patches at 32 px; dict label -> batches/s (used by ``benchmarks.run_all``)."""
+    b, rates = batch_size, {}
     rates["digits 32px"] = batches_per_second(
-        datasets.build_dataset("digits", image_size=32, batch_size=b), secs
+        datasets.build_dataset("digits", image_size=32, batch_size=b), seconds
     )
     with tempfile.TemporaryDirectory() as folder:
         write_jpeg_folder(folder)
@@ -131,11 +129,34 @@ def main():
             label = f"image_folder 32px JPEG, cache={cache}"
             rates[label] = batches_per_second(
                 datasets.build_dataset("image_folder", data_dir=folder, image_size=32,
-                                       batch_size=b, cache=cache, shuffle_buffer=512), secs
+                                       batch_size=b, cache=cache, shuffle_buffer=512), seconds
             )
     rates["photo_patches 32px"] = batches_per_second(
-        datasets.build_dataset("photo_patches", image_size=32, batch_size=b), secs
+        datasets.build_dataset("photo_patches", image_size=32, batch_size=b), seconds
     )
+    return rates
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+    return parse
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch_size", type=_positive(int), default=64)
+    parser.add_argument("--seconds", type=_positive(float), default=5.0, help="per measurement")
+    args = parser.parse_args()
+    b, secs = args.batch_size, args.seconds
+    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, batch {b}, {secs:.0f} s each")
+    rates = pipeline_rates(b, secs)
     step = train_step_seconds(b, secs)
     print(f"train step (1 critic + 1 generator update, small DCGAN, 32px): {step * 1e3:.1f} ms "
           f"= {1 / step:.1f} steps/s")

@@ -24,6 +24,7 @@ import scipy.special
 import tensorflow as tf
 
 KID_METHODS = ("subsets", "blocks")
+KID_PRECISIONS = ("float64", "float32")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +90,11 @@ def as_features(features, name, min_samples=2):
     Raises:
       ValueError: rank ≠ 2, fewer than ``min_samples`` rows, or non-finite values.
     """
-    array = np.asarray(features, dtype=np.float64)
+    return _validated(np.asarray(features, dtype=np.float64), name, min_samples)
+
+
+def _validated(array, name, min_samples):
+    """``array`` after the rank, row-count and finiteness checks of :func:`as_features`."""
     if array.ndim != 2:
         raise ValueError(
             f"Expected `{name}` of rank 2 with shape [num_samples, feature_dim]. "
@@ -100,9 +105,30 @@ def as_features(features, name, min_samples=2):
             f"Expected `{name}` with at least {min_samples} samples. "
             f"Received: `{name}.shape={array.shape}`"
         )
-    if not np.all(np.isfinite(array)):
+    # A float64 sum of finite float16/32 entries cannot overflow and NaN/inf propagate, so one
+    # reduction decides without an array-sized temporary; only a non-finite sum (possible for
+    # huge float64 entries) falls back to the element-wise test.
+    if not (np.isfinite(array.sum(dtype=np.float64)) or np.all(np.isfinite(array))):
         raise ValueError(f"Expected finite values in `{name}`. Received: NaN or inf entries")
     return array
+
+
+def _as_feature_rows(features, name, min_samples=2):
+    """Like :func:`as_features` but keeps a floating array's dtype (no full float64 copy).
+
+    KID reads only the rows of its subsets: converting 50,000 × 2,048 float32 features to
+    float64 up front wrote 800 MB per set (seconds of page faults on a VM) for rows that are
+    converted again, exactly, when gathered (:func:`_rows`).
+    """
+    array = np.asarray(features)
+    if not np.issubdtype(array.dtype, np.floating):
+        return as_features(array, name, min_samples)
+    return _validated(array, name, min_samples)
+
+
+def _rows(array, rows, dtype=np.float64):
+    """``array[rows]`` as ``dtype`` (float64 is exact for float16/32 inputs)."""
+    return np.asarray(array[rows], dtype=dtype)
 
 
 def as_feature_pair(features_a, features_b, min_samples=2, names=("features_a", "features_b")):
@@ -122,18 +148,33 @@ def polynomial_kernel(x, y):
     return (x @ y.T / x.shape[1] + 1.0) ** 3
 
 
+def _polynomial_kernel_sum(x, y):
+    """``(Σ K, trace K)`` of ``K = polynomial_kernel(x, y)``, computed in place.
+
+    ``x @ x.T`` with the same array runs BLAS ``syrk`` (half the FLOPs); the cube is two
+    in-place multiplies, not ``** 3`` (NumPy's generic ``pow``, 3× slower here), and no
+    matrix-sized temporary is allocated beyond the product and one buffer.
+    """
+    gram = x @ y.T
+    gram /= x.shape[1]
+    gram += 1.0
+    cube = np.multiply(gram, gram)
+    cube *= gram
+    return cube.sum(dtype=np.float64), np.trace(cube, dtype=np.float64)
+
+
 def polynomial_mmd2_unbiased(x, y):
     """Unbiased MMD² with the KID kernel, float64; x [m, d], y [n, d] (m, n ≥ 2).
 
     Equals ``losses.mmd.mmd2(x, y, kernels.get("polynomial"), "unbiased")``.
     """
     m, n = x.shape[0], y.shape[0]
-    k_xx = polynomial_kernel(x, x)
-    k_yy = polynomial_kernel(y, y)
-    k_xy = polynomial_kernel(x, y)
-    e_xx = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
-    e_yy = (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
-    return e_xx + e_yy - 2.0 * k_xy.mean()
+    sum_xx, trace_xx = _polynomial_kernel_sum(x, x)
+    sum_yy, trace_yy = _polynomial_kernel_sum(y, y)
+    sum_xy, _ = _polynomial_kernel_sum(x, y)
+    e_xx = (sum_xx - trace_xx) / (m * (m - 1))
+    e_yy = (sum_yy - trace_yy) / (n * (n - 1))
+    return e_xx + e_yy - 2.0 * sum_xy / (m * n)
 
 
 def _block_bounds(n, num_blocks):
@@ -149,6 +190,7 @@ def kernel_inception_distance(
     seed=None,
     method="subsets",
     max_block_size=1024,
+    precision="float64",
 ):
     """Kernel Inception Distance (paper 1 §4; REFERENCE §7), raw scale.
 
@@ -172,6 +214,10 @@ def kernel_inception_distance(
       seed: int seed of the subset draws; None draws one (returned in the result).
       method: "subsets" or "blocks".
       max_block_size: largest block for ``method="blocks"`` (default 1024).
+      precision: "float64" (default: the kernel matrices in float64, exact to ~1e-12) or
+        "float32" (the matrices in float32, sums in float64: the precision of paper 1's
+        official code, which runs scikit-learn's kernel on float32 features; about 2× faster
+        on CPUs; relative difference from float64 ~1e-6 on Inception-scale features).
 
     Returns:
       :class:`KIDResult` (raw MMD², not ×100).
@@ -182,7 +228,17 @@ def kernel_inception_distance(
     """
     if method not in KID_METHODS:
         raise ValueError(f"Expected `method` to be one of {list(KID_METHODS)}. Received: `method={method!r}`")
-    a, b = as_feature_pair(features_a, features_b)
+    if precision not in KID_PRECISIONS:
+        raise ValueError(
+            f"Expected `precision` to be one of {list(KID_PRECISIONS)}. Received: `precision={precision!r}`")
+    dtype = np.dtype(precision)
+    a = _as_feature_rows(features_a, "features_a")
+    b = _as_feature_rows(features_b, "features_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            "Expected `features_a` and `features_b` with the same feature width. "
+            f"Received: `features_a.shape={a.shape}`, `features_b.shape={b.shape}`"
+        )
     n_a, n_b = len(a), len(b)
     if method == "blocks":
         if int(max_block_size) != max_block_size or max_block_size < 2:
@@ -195,7 +251,8 @@ def kernel_inception_distance(
             )
         bounds_a, bounds_b = _block_bounds(n_a, num_blocks), _block_bounds(n_b, num_blocks)
         values = np.array([
-            polynomial_mmd2_unbiased(a[bounds_a[i]:bounds_a[i + 1]], b[bounds_b[i]:bounds_b[i + 1]])
+            polynomial_mmd2_unbiased(_rows(a, slice(bounds_a[i], bounds_a[i + 1]), dtype),
+                                     _rows(b, slice(bounds_b[i], bounds_b[i + 1]), dtype))
             for i in range(num_blocks)
         ])
         size, seed = -(-max(n_a, n_b) // num_blocks), None
@@ -215,8 +272,8 @@ def kernel_inception_distance(
         random = np.random.RandomState(seed)
         values = np.empty(int(num_subsets))
         for i in range(int(num_subsets)):
-            x = a[random.choice(n_a, subset_size, replace=False)]
-            y = b[random.choice(n_b, subset_size, replace=False)]
+            x = _rows(a, random.choice(n_a, subset_size, replace=False), dtype)
+            y = _rows(b, random.choice(n_b, subset_size, replace=False), dtype)
             values[i] = polynomial_mmd2_unbiased(x, y)
         size = int(subset_size)
     count = len(values)

@@ -63,6 +63,19 @@ def test_kid_subsets_equal_torch_fidelity_formula_and_draws(rng):
     assert result.method == "subsets"
 
 
+def test_kid_float32_precision_matches_float64_on_inception_like_features(rng):
+    """precision="float32" (paper 1's code's precision) draws the same subsets and agrees to
+    ~1e-6 relative on non-negative, wide features like Inception's pool3."""
+    a = np.abs(rng.normal(size=(300, 256))).astype(np.float32)
+    b = (np.abs(rng.normal(size=(300, 256))) * 1.05).astype(np.float32)
+    exact = metrics.kernel_inception_distance(a, b, num_subsets=5, subset_size=100, seed=3)
+    fast = metrics.kernel_inception_distance(a, b, num_subsets=5, subset_size=100, seed=3, precision="float32")
+    mean, _ = _torch_fidelity_kid(a.astype(np.float64), b.astype(np.float64), 5, 100, 3)
+    np.testing.assert_allclose(exact.mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(fast.mean, exact.mean, rtol=1e-4)
+    assert fast.mean != exact.mean  # really computed in float32
+
+
 def test_kid_without_seed_reports_a_reproducing_seed(rng):
     a, b = rng.normal(size=(30, 4)), rng.normal(size=(30, 4))
     first = metrics.kernel_inception_distance(a, b, num_subsets=3, subset_size=10)
@@ -99,6 +112,7 @@ def test_kid_is_zero_in_expectation_for_one_distribution_and_positive_otherwise(
         (dict(features_a=np.zeros((10, 3)), features_b=np.zeros((10, 3)), subset_size=11), "subset_size"),
         (dict(features_a=np.zeros((10, 3)), features_b=np.zeros((10, 3)), method="all"), "method"),
         (dict(features_a=np.zeros((10, 3)), features_b=np.full((10, 3), np.nan)), "features_b"),
+        (dict(features_a=np.zeros((10, 3)), features_b=np.zeros((10, 3)), precision="float16"), "precision"),
     ],
 )
 def test_kid_rejects_bad_input_naming_the_argument(kwargs, match):
