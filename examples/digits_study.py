@@ -84,10 +84,8 @@ def build_model(loss, seed):
     s = SETTINGS
     generator = networks.build_generator("small", image_size=s["image_size"], channels=1,
                                          latent_dim=s["latent_dim"])
-    # SMMD on images: paper 2's 1-d critic (the loss also takes s > 1, used on the 2-D toys).
-    output_dim = 1 if loss.name == "smmd" else study_utils.critic_output_dim(loss)
     critic = networks.build_critic("small", image_size=s["image_size"], channels=1,
-                                   output_dim=output_dim, sn_mode=s["sn_mode"])
+                                   output_dim=study_utils.critic_output_dim(loss), sn_mode=s["sn_mode"])
     model = MMDGAN(generator, critic, latent_distribution="normal", critic_schedule=s["critic_schedule"],
                    seed=seed)
     model.compile(generator_optimizer=study_utils.adam(s["generator_lr"], s["adam_beta2"]),

@@ -19,8 +19,8 @@ def critic_output_dim(loss, default=DEFAULT_OUTPUT_DIM):
     """The critic output dimension ``loss`` requires, else ``default``.
 
     Asked of the loss object (its ``required_output_dim``), so the scripts follow the
-    library's rule for SWGAN, WGAN-GP and hinge without repeating it (SMMD takes any size:
-    16 on the toys; the digits study asks for paper 2's 1-d critic itself).
+    library's rule for SWGAN, WGAN-GP and hinge without repeating it (SMMD takes any size,
+    so it gets the MMD losses' 16 outputs; paper 2's image runs used 1).
     """
     required = getattr(loss, "required_output_dim", None)
     return int(required) if required is not None else int(default)
