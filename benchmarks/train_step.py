@@ -49,8 +49,8 @@ FULL_XLA_LOSSES = ("hinge", "mmd_rep")
 SMALL_CRITIC_WIDTHS = (16, 32, 32, 64, 64, 128, 128)
 
 
-def case_name(loss, critic_steps, jit, sn_mode="pico", batch=64, small_critic=False):
-    parts = [loss, f"c{critic_steps}", "xla" if jit else "graph"]
+def case_name(loss, critic_steps, jit, sn_mode="pico", batch=64, small_critic=False, joint=False):
+    parts = [loss, "joint" if joint else f"c{critic_steps}", "xla" if jit else "graph"]
     if sn_mode != "pico":
         parts.append(sn_mode)
     if batch != 64:
@@ -65,15 +65,16 @@ def plan_cases(losses, quick, all_critic_steps=False, all_xla=False):
 
     Every loss at 1 critic step; 5 critic steps and XLA for `FULL_C5_LOSSES` /
     `FULL_XLA_LOSSES` in a full run (every loss with ``all_critic_steps`` / ``all_xla``);
-    PICO vs PIM (at batch 64 and 128) on MMD-rep; MMD-GP with a quarter-width critic.
+    PICO vs PIM (at batch 64 and 128) and paper 3's joint update on MMD-rep; MMD-GP with a
+    quarter-width critic.
     """
     cases = []
 
-    def add(loss, critic_steps=1, jit=False, sn_mode="pico", batch=64, small_critic=False):
+    def add(loss, critic_steps=1, jit=False, sn_mode="pico", batch=64, small_critic=False, joint=False):
         if loss in losses:
             cases.append(dict(loss=loss, critic_steps=critic_steps, jit=jit, sn_mode=sn_mode, batch=batch,
-                              small_critic=small_critic,
-                              name=case_name(loss, critic_steps, jit, sn_mode, batch, small_critic)))
+                              small_critic=small_critic, joint=joint,
+                              name=case_name(loss, critic_steps, jit, sn_mode, batch, small_critic, joint)))
 
     for loss in losses:
         add(loss, 1)
@@ -84,7 +85,11 @@ def plan_cases(losses, quick, all_critic_steps=False, all_xla=False):
         if all_xla or (not quick and loss in FULL_XLA_LOSSES):
             add(loss, 1, jit=True)
     add("mmd_rep", 1, sn_mode="pim")
+    # Paper 3's joint update (one forward pass for both networks): the step a peer
+    # implementation of paper 3 times.
+    add("mmd_rep", joint=True)
     if not quick:
+        add("mmd_rep", joint=True, jit=True)
         add("mmd_rep", 1, sn_mode="pim", batch=128)
         add("mmd_gp", 1, small_critic=True)
     return cases
@@ -97,7 +102,8 @@ def build_step(case, seed=0):
     critic_kwargs = {"widths": SMALL_CRITIC_WIDTHS} if case["small_critic"] else {}
     critic = networks.build_critic("dcgan_s1", image_size=32, output_dim=output_dim,
                                    sn_mode=case["sn_mode"], **critic_kwargs)
-    model = MMDGAN(generator, critic, latent_distribution="normal", critic_schedule="fixed",
+    model = MMDGAN(generator, critic, latent_distribution="normal",
+                   critic_schedule="joint" if case.get("joint") else "fixed",
                    critic_steps=case["critic_steps"], seed=seed)
     from mmd_keras import losses
 
