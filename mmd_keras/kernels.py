@@ -244,9 +244,7 @@ class RationalQuadratic(_MixtureKernel):
         return self._scales
 
     def _component(self, d2, alpha):
-        # (1 + u)^(-α) as exp(−α·log1p(u)): the same value, and its gradient reuses the exp
-        # (tf.pow's gradient evaluates a second pow): MMD² + gradient 3-4× faster at n = 1024.
-        return tf.exp(-alpha * tf.math.log1p(d2 / (2.0 * alpha)))
+        return tf.pow(1.0 + d2 / (2.0 * alpha), -alpha)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
