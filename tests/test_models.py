@@ -294,7 +294,7 @@ def test_compile_checks_loss_and_critic_output():
     with pytest.raises(ValueError, match="loss"):
         model.compile()
     with pytest.raises(ValueError, match="output dimension 1"):
-        model.compile(loss="smmd")
+        model.compile(loss="swgan")  # SMMD takes any output size; SWGAN needs 1
 
 
 @pytest.mark.parametrize("distribution, mean, std", [("uniform", 0.0, 1 / np.sqrt(3)), ("normal", 0.0, 1.0)])
