@@ -9,7 +9,7 @@ latents N(0, I₃₂), spectrally normalized critic, joint 1:1 updates, Adam(0.5
 D 5e-4 / G 2e-4, batch 64) on scikit-learn's digits, every loss with the same generator
 steps and seeds.
 
-Losses (critic output 16, or what the loss requires — SMMD's 1-d rule comes from the library):
+Losses (critic output 16, SMMD's too; 1 only where the loss requires it, as the library says):
 
 ==============  ===================================================================
 mmd_rbf         paper 3's MMD-rbf: attractive L_att, Gaussian mixture σ ∈ {1, √2, 2, 2√2, 4}
