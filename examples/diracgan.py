@@ -48,6 +48,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
+import study_utils  # noqa: E402  (examples/ is on sys.path when a script runs)
 from mmd_keras import kernels, losses  # noqa: E402
 
 #: K(a, b) = exp(−(a − b)²/2) on the critic's output: k_ψ is a Gaussian of bandwidth 1/ψ.
@@ -253,10 +254,8 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if not args.learning_rate > 0:
         parser.error(f"Expected `--learning_rate` > 0. Received: `--learning_rate={args.learning_rate}`")
-    if args.steps is not None and args.steps < 1:
-        parser.error(f"Expected `--steps` >= 1. Received: `--steps={args.steps}`")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        parser.error(f"Expected `--out` to be a folder. Received: `--out={args.out}` (a file)")
+    study_utils.check_positive(parser, "--steps", args.steps)
+    study_utils.check_out(parser, args.out)
     return args
 
 

@@ -43,6 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
+import study_utils  # noqa: E402  (examples/ is on sys.path when a script runs)
 from mmd_keras import datasets, kernels, losses, networks  # noqa: E402
 from mmd_keras.diagnostics import CriticSpectrumLogger  # noqa: E402
 from mmd_keras.models import MMDGAN  # noqa: E402
@@ -156,18 +157,15 @@ def parse_args(argv):
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    for name in ("steps", "every"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"Expected `--{name}` >= 1. Received: `--{name}={value}`")
+    study_utils.check_positive(parser, "--steps", args.steps)
+    study_utils.check_positive(parser, "--every", args.every)
     if args.learning_rate is not None and not args.learning_rate > 0:
         parser.error(f"Expected `--learning_rate` > 0. Received: `--learning_rate={args.learning_rate}`")
     methods = [m for m in args.methods.split(",") if m]
     if not methods or any(m not in METHODS for m in methods):
         parser.error(f"Expected `--methods` a comma-separated subset of {METHODS}. Received: `--methods={args.methods}`")
     args.methods = methods
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        parser.error(f"Expected `--out` to be a folder. Received: `--out={args.out}` (a file)")
+    study_utils.check_out(parser, args.out)
     return args
 
 
