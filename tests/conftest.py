@@ -30,6 +30,19 @@ def _float32_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.fixture
+def cli_exit_2(capsys):
+    """``cli_exit_2(main, argv) -> stderr``: asserts ``main(argv)`` exits with code 2."""
+
+    def run(main, argv):
+        with pytest.raises(SystemExit) as error:
+            main(argv)
+        assert error.value.code == 2
+        return capsys.readouterr().err
+
+    return run
+
+
 def _free_ports(count):
     """``count`` TCP ports on 127.0.0.1 that were free a moment ago (for loopback workers)."""
     import socket

@@ -82,13 +82,10 @@ def test_matmul_transpose_flags():
     ("evaluation", ["--n", "10", "--subset_size", "20"]),
     ("run_all", ["--label", ""]),
 ])
-def test_bad_arguments_exit_2_and_write_nothing(module, args, tmp_path, capsys):
+def test_bad_arguments_exit_2_and_write_nothing(module, args, tmp_path, cli_exit_2):
     out = tmp_path / "r.json"
     main = importlib.import_module(f"benchmarks.{module}").main
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args, "--output", str(out)])
-    assert exit_info.value.code == 2
-    assert "error" in capsys.readouterr().err.lower()
+    assert "error" in cli_exit_2(main, [*args, "--output", str(out)]).lower()
     assert not out.exists()
 
 

@@ -19,12 +19,9 @@ import digits_study  # noqa: E402
     (["--steps", "-5"], "--steps"),
     (["--seeds"], "--seeds"),
 ])
-def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, argv, message):
+def test_bad_arguments_exit_2_and_write_nothing(tmp_path, cli_exit_2, argv, message):
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) as error:
-        digits_study.main(["--out", str(out)] + argv)
-    assert error.value.code == 2
-    assert message in capsys.readouterr().err
+    assert message in cli_exit_2(digits_study.main, ["--out", str(out)] + argv)
     assert not out.exists()
 
 

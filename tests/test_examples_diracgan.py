@@ -88,13 +88,9 @@ def test_figures_written_and_small(quick_run):
 
 @pytest.mark.parametrize("argv", [["--quick"], ["--out", "{tmp}/x", "--learning_rate", "-1"],
                                   ["--out", "{tmp}/x", "--steps", "0"], ["--out", "{file}"]])
-def test_bad_arguments_exit_2_and_write_nothing(tmp_path, argv, capsys):
+def test_bad_arguments_exit_2_and_write_nothing(tmp_path, argv, cli_exit_2):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    argv = [a.format(tmp=tmp_path, file=a_file) for a in argv]
-    with pytest.raises(SystemExit) as error:
-        diracgan.main(argv)
-    assert error.value.code == 2
+    err = cli_exit_2(diracgan.main, [a.format(tmp=tmp_path, file=a_file) for a in argv])
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
-    err = capsys.readouterr().err
     assert "Expected" in err or "required" in err

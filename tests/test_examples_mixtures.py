@@ -49,12 +49,9 @@ def test_moons_segments_and_quality(rng):
     (["--steps", "0"], "--steps"),
     (["--seeds", "1", "1"], "--seeds"),
 ])
-def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, argv, message):
+def test_bad_arguments_exit_2_and_write_nothing(tmp_path, cli_exit_2, argv, message):
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) as error:
-        mixtures.main(["--out", str(out)] + argv)
-    assert error.value.code == 2
-    assert message in capsys.readouterr().err
+    assert message in cli_exit_2(mixtures.main, ["--out", str(out)] + argv)
     assert not out.exists()
 
 

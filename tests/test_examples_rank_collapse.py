@@ -57,13 +57,9 @@ def test_records_match_the_saved_spectra(quick_run):
 
 @pytest.mark.parametrize("argv", [["--quick"], ["--out", "{tmp}/x", "--methods", "smmd,wgan"],
                                   ["--out", "{tmp}/x", "--every", "0"], ["--out", "{file}"]])
-def test_bad_arguments_exit_2_and_write_nothing(tmp_path, argv, capsys):
+def test_bad_arguments_exit_2_and_write_nothing(tmp_path, argv, cli_exit_2):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    argv = [a.format(tmp=tmp_path, file=a_file) for a in argv]
-    with pytest.raises(SystemExit) as error:
-        rank_collapse.main(argv)
-    assert error.value.code == 2
+    err = cli_exit_2(rank_collapse.main, [a.format(tmp=tmp_path, file=a_file) for a in argv])
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
-    err = capsys.readouterr().err
     assert "Expected" in err or "required" in err

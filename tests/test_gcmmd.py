@@ -71,13 +71,19 @@ def test_gcmmd_matches_brute_force_solve(rng, kind, dim):
         assert mmd2 / (lam + 1 + jac_sq) <= expected + 1e-9
 
 
-def test_gcmmd_loss_object_with_keras_critic(rng):
-    w, c = rng.normal(size=(2, 1)), rng.normal(size=2) * 0.3
-    inputs = keras.Input((1,))
-    dense = keras.layers.Dense(2, activation="tanh")
+def tanh_keras_critic(w, c):
+    """The Keras version of :func:`phi`: Dense(s, tanh) with kernel Wᵀ and bias c."""
+    inputs = keras.Input((w.shape[1],))
+    dense = keras.layers.Dense(w.shape[0], activation="tanh")
     critic = keras.Model(inputs, dense(inputs))
     dense.kernel.assign(w.T.astype(np.float32))
     dense.bias.assign(c.astype(np.float32))
+    return critic
+
+
+def test_gcmmd_loss_object_with_keras_critic(rng):
+    w, c = rng.normal(size=(2, 1)), rng.normal(size=2) * 0.3
+    critic = tanh_keras_critic(w, c)
     real, fake = rng.normal(size=(4, 1)), rng.normal(size=(4, 1)) + 1.0
     loss = losses.get("gcmmd", lam=1.0)
     out = loss(critic, tf.constant(real, tf.float32), tf.constant(fake, tf.float32), seed=[0, 0])
@@ -92,11 +98,7 @@ def test_gcmmd_loss_object_with_keras_critic(rng):
 def test_gcmmd_loss_under_xla_matches_brute_force(rng):
     """The linear solve and the per-output Jacobian columns compile with ``jit_compile=True``."""
     w, c = rng.normal(size=(2, 2)), rng.normal(size=2) * 0.3
-    inputs = keras.Input((2,))
-    dense = keras.layers.Dense(2, activation="tanh")
-    critic = keras.Model(inputs, dense(inputs))
-    dense.kernel.assign(w.T.astype(np.float32))
-    dense.bias.assign(c.astype(np.float32))
+    critic = tanh_keras_critic(w, c)
     real, fake = rng.normal(size=(4, 2)), rng.normal(size=(4, 2)) + 1.0
     loss = losses.get("gcmmd", lam=0.5)
 
