@@ -404,8 +404,8 @@ def get(identifier, **params):
             return cls.from_config(dict(identifier.get("config") or {}))
         try:
             kernel = keras.saving.deserialize_keras_object(identifier)
-        except (TypeError, ValueError) as error:
-            kernel = error
+        except (TypeError, ValueError):
+            kernel = None
         if not isinstance(kernel, Kernel):
             raise ValueError(
                 "Expected a kernel config dict {'class_name': one of "

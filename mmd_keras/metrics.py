@@ -164,7 +164,10 @@ def _polynomial_kernel_sum(x, y):
 
 
 def polynomial_mmd2_unbiased(x, y):
-    """Unbiased MMD² with the KID kernel, float64; x [m, d], y [n, d] (m, n ≥ 2).
+    """Unbiased MMD² with the KID kernel; x [m, d], y [n, d] (m, n ≥ 2).
+
+    The kernel matrices are in the inputs' dtype (float64 from :func:`kernel_inception_distance`
+    unless ``precision="float32"``); their sums are float64.
 
     Equals ``losses.mmd.mmd2(x, y, kernels.get("polynomial"), "unbiased")``.
     """
