@@ -1,4 +1,4 @@
-"""Spectrally normalized layers (PIM, PICO, learned gain) and the projection constraint.
+"""Spectrally normalized layers (PIM, PICO, learned gain), the projection constraint, sum pooling.
 
 See :mod:`mmd_keras.layers.spectral_norm` for the forms and paper references.
 """
@@ -13,6 +13,7 @@ from mmd_keras.layers.pico import (
     operator_power_iteration,
     operator_sigma,
 )
+from mmd_keras.layers.pooling import GlobalSumPooling2D
 from mmd_keras.layers.spectral_norm import (
     SN_LAYER_MODES,
     SNConv2D,
@@ -22,6 +23,7 @@ from mmd_keras.layers.spectral_norm import (
 )
 
 __all__ = [
+    "GlobalSumPooling2D",
     "SN_LAYER_MODES",
     "SNConv2D",
     "SNConv2DTranspose",

@@ -72,6 +72,15 @@ class _SpectralNormMixin:
     def get_config(self):
         return {**super().get_config(), **self._sn_config()}
 
+    # Keras's Conv2D/Dense save only kernel and bias (their quantization-aware versions), so a
+    # `.keras` file or `save_weights` would drop the learned gain and the power-iteration
+    # vector. The generic Layer methods save every variable, in creation order.
+    def save_own_variables(self, store):
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
     def _init_sn(self, sn_mode, learned_gain, power_iterations, pico_multiplier):
         validate_sn_mode(sn_mode)
         if not isinstance(power_iterations, int) or power_iterations < 1:

@@ -11,6 +11,7 @@ layer. Critic blocks down-sample while the feature map stays ≥ 2×2; the remai
 
 import keras
 
+from mmd_keras import layers as sn_layers
 from mmd_keras.networks import common, dcgan
 
 
@@ -103,7 +104,7 @@ def resnet_critic(*, image_size=64, channels=3, widths=(64, 128, 256, 512, 1024)
         x = _down_block(x, filters, factory, leaky_slope, downsample, first=i == 0,
                         name=f"down{i}")
     x = keras.layers.LeakyReLU(negative_slope=leaky_slope)(x)
-    x = keras.layers.Lambda(lambda t: keras.ops.sum(t, axis=(1, 2)), name="sum_pool")(x)
+    x = sn_layers.GlobalSumPooling2D(name="sum_pool")(x)
     x = factory.dense(output_dim, name="dense")(x)
     features = keras.layers.Activation("linear", dtype="float32", name="features")(x)
     return keras.Model(images, features, name=name)
