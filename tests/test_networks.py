@@ -7,6 +7,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from mmd_keras import layers, networks
 from mmd_keras.errors import ArgumentError
@@ -288,3 +289,59 @@ def test_generator_batch_norm_modes():
     assert resnet and all(layer.synchronized for layer in resnet)
     with pytest.raises(ValueError, match="batch_norm"):
         networks.build_generator("small", batch_norm="sync", **kwargs)
+
+
+def _generator_sizes(generator):
+    """Spatial side after the reshape, after each deconv block (its BN) and of the image."""
+    return [layer.output.shape[1] for layer in generator.layers
+            if isinstance(layer, (keras.layers.Reshape, keras.layers.BatchNormalization))
+            and len(layer.output.shape) == 4] + [generator.output_shape[1]]
+
+
+@pytest.mark.parametrize("size,generator_sizes,critic_sizes", [
+    (28, [2, 4, 7, 14, 28], [14, 7, 4, 2]),  # paper 1's MNIST (ceil division)
+    (32, [2, 4, 8, 16, 32], [16, 8, 4, 2]),
+    (64, [4, 8, 16, 32, 64], [32, 16, 8, 4]),
+    (30, [2, 4, 8, 15, 30], [15, 8, 4, 2]),
+])
+def test_dcgan_p1_spatial_sizes_follow_the_official_ceil_rule(size, generator_sizes,
+                                                             critic_sizes):
+    from mmd_keras.networks import dcgan
+
+    assert dcgan.conv_sizes(size, 4) == (size, *critic_sizes)
+    generator = networks.build_generator("dcgan_p1", image_size=size, channels=1,
+                                         widths=(8, 4, 4, 2))
+    critic = networks.build_critic("dcgan_p1", image_size=size, channels=1, widths=(2, 2, 2, 3))
+    assert _generator_sizes(generator) == generator_sizes
+    assert [critic.get_layer(f"conv{i}").output.shape[1] for i in range(4)] == critic_sizes
+    assert critic.get_layer("dense").kernel.shape == (critic_sizes[-1] ** 2 * 3, 16)
+    crops = [l for l in generator.layers if isinstance(l, keras.layers.Cropping2D)]
+    # multiples of 16 build exactly as before: no cropping layer, every deconv doubles
+    assert bool(crops) == (size % 16 != 0)
+
+
+def test_dcgan_p1_at_28_matches_tf_conv2d_transpose_to_odd_sizes():
+    """The 28 px generator equals the official construction: TF's conv2d_transpose with an
+    explicit output_shape (4 → 7 needs it), written out here layer by layer."""
+    keras.utils.set_random_seed(3)
+    generator = networks.build_generator("dcgan_p1", image_size=28, channels=1, latent_dim=5,
+                                         widths=(4, 3, 2, 2))
+    z = np.random.default_rng(0).uniform(-1, 1, size=(3, 5)).astype(np.float32)
+    generator(z, training=True)  # move the BN statistics off their init
+
+    def bn(x, name):
+        gamma, beta, mean, var = (np.asarray(w) for w in generator.get_layer(name).weights)
+        return (x - mean) / np.sqrt(var + 1e-3) * gamma + beta
+
+    def deconv(x, name, size):
+        kernel, bias = (np.asarray(w) for w in generator.get_layer(name).weights)
+        y = tf.nn.conv2d_transpose(x, kernel, output_shape=[3, size, size, kernel.shape[2]],
+                                   strides=2, padding="SAME")
+        return np.asarray(y) + bias
+
+    kernel, bias = (np.asarray(w) for w in generator.get_layer("dense").weights)
+    x = np.maximum(bn(z @ kernel + bias, "dense_bn"), 0).reshape(3, 2, 2, 4)
+    for i, size in enumerate((4, 7, 14)):
+        x = np.maximum(bn(deconv(x, f"deconv{i}", size), f"deconv{i}_bn"), 0)
+    expected = np.tanh(deconv(x, "to_image", 28))
+    np.testing.assert_allclose(generator(z, training=False), expected, atol=1e-5)

@@ -13,11 +13,14 @@ arch            source                                                    sizes 
 ``dcgan_s2``    paper 3 Table S2 (CelebA/LSUN 64)                         16·h    pico
 ``sngan``       paper 2 CIFAR CNN (Miyato et al. 2018 Table 3)            8·h     pim
 ``resnet``      paper 2 SN-ResNet (ImageNet 64)                           16·h    pim
-``dcgan_p1``    paper 1 DCGAN (critic size 16 or 64)                      16·h    none
+``dcgan_p1``    paper 1 DCGAN (critic size 16 or 64; MNIST 28)            any     none
 ``celeba160``   paper 1 CelebA 160: ResNet generator + 5-layer critic     32·h    none
 ``mlp``         2-D toy data                                              —       none
 ``small``       tiny conv pair for the offline digits default             4·2^k   none
 ==============  ========================================================  ======  ===========
+
+Sizes: ``8·h`` = multiples of 8 (h = the first feature map's side), ``any`` = every size, with
+the spatial sizes of paper 1's code (``dcgan.conv_sizes``: ⌈n/2⌉ per stride-2 layer).
 
 Keyword arguments (all optional): ``image_size``, ``channels``, ``latent_dim`` (generator),
 ``output_dim`` (critic s), ``widths`` (per-arch channel list), ``batch_norm`` (generator: False, True or
