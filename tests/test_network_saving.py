@@ -34,7 +34,7 @@ def _inputs(model, seed):
 
 
 # Per architecture, every custom layer and state in its networks: SNConv2D/SNDense (critics)
-# and SNConv2DTranspose (generators) under PIM (sn_u) and PICO (sn_x), the learned gain, the
+# and SNConv2DTranspose (generators) under PIM (sn_u) and PICO (sn_x/sn_y), the learned gain, the
 # projection constraint, BN and synchronized BN. "none" builds the same graph from plain Keras
 # layers (checked once per role).
 CASES = [(arch, "critic", dict(sn_mode="pim")) for arch in networks.ARCHITECTURES]
@@ -72,7 +72,7 @@ def test_network_round_trips_through_keras_file_in_safe_mode(arch, role, kwargs,
     assert sorted(before) == sorted(after)
     for name in before:
         np.testing.assert_array_equal(after[name], before[name], err_msg=name)
-    state = [p for p in before if p.endswith(("/gain", "/sn_u", "/sn_x", "/moving_mean"))]
+    state = [p for p in before if p.endswith(("/gain", "/sn_u", "/sn_x", "/sn_y", "/moving_mean"))]
     assert bool(state) == (kwargs["sn_mode"] in ("pim", "pico")
                            or bool(kwargs.get("batch_norm")))
     x = _inputs(model, 1)

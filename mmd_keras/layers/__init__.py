@@ -4,7 +4,7 @@ See :mod:`mmd_keras.layers.spectral_norm` for the forms and paper references.
 """
 
 from mmd_keras.layers.constraints import SpectralNormConstraint
-from mmd_keras.layers.pico import (
+from mmd_keras.layers.power_iteration import (
     conv2d_operator,
     conv2d_transpose_operator,
     dense_operator,
