@@ -219,13 +219,14 @@ def test_tf_function_and_xla_match_eager():
 @pytest.mark.parametrize("mode", ["none", "pim", "pico"])
 def test_get_config_round_trip(cls, args, shape, mode):
     kwargs = dict(sn_mode=mode, learned_gain=mode != "none", power_iterations=2,
-                  pico_multiplier=1.5)
+                  pico_multiplier=1.5, pico_vector="input")
     if cls is not layers.SNDense:
         kwargs.update(strides=2, padding="same")
     layer = built_layer(cls(*args, **kwargs), shape)
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert clone.get_config() == layer.get_config()
     assert clone.sn_mode == mode and clone.power_iterations == 2 and clone.pico_multiplier == 1.5
+    assert clone.pico_vector == "input"
     if not clone.built:
         clone.build((None,) + shape)
     clone.set_weights(layer.get_weights())
@@ -248,6 +249,8 @@ def test_constraint_config_round_trip():
     (lambda: layers.SNConv2D(3, 3, sn_mode="pico").build((None, None, None, 2)), "input_shape"),
     (lambda: layers.SpectralNormConstraint(target=0.0), "target"),
     (lambda: layers.SpectralNormConstraint(iterations=0), "iterations"),
+    (lambda: layers.SNConv2D(3, 3, sn_mode="pico", pico_vector="both"), "pico_vector"),
+    (lambda: layers.GlobalSumPooling2D(keepdims=1), "keepdims"),
 ])
 def test_bad_arguments_raise_value_error_naming_them(make, arg):
     with pytest.raises(ValueError, match=f"`{arg}"):
