@@ -7,9 +7,8 @@ import tensorflow as tf
 
 from mmd_keras import kernels
 from mmd_keras import losses
-from mmd_keras.losses import penalties
-from test_losses import close, np_bounded_matrices, np_expectations, np_mmd2, np_rbf
-from test_penalties import np_witness_gradients
+from mmd_keras import rng as rng_lib
+from references import close, np_bounded_matrices, np_expectations, np_mmd2, np_rbf, np_witness_gradients
 
 SHAPE = (2, 2, 1)
 D = int(np.prod(SHAPE))
@@ -34,8 +33,8 @@ def make_batches(rng, b=5):
 
 
 def alpha_for(seed, b):
-    """The documented RNG of the interpolation weights (checked in test_penalties)."""
-    return penalties.uniform_from_seed(tf.constant(seed, tf.int32), b).numpy().astype(np.float64)
+    """The documented RNG of the interpolation weights, mmd_keras.rng.uniform01 (checked in test_rng)."""
+    return rng_lib.uniform01([b], tf.constant(seed, tf.int32)).numpy().astype(np.float64)
 
 
 def reference(name, w, real, fake, fake_2, seed):
