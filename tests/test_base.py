@@ -272,3 +272,57 @@ def test_objective_bad_inputs(rng):
     with pytest.raises(ValueError, match="estimator"):
         losses.get("mmd", estimator="fast")
     assert losses.get(losses.get("hinge")).name == "hinge"
+
+
+# ---- issue 14 item 1: which tensors the L2 activation penalty takes ----------------------------
+def _leaky(n):
+    """Keras's names of the first n LeakyReLU layers after keras.backend.clear_session()."""
+    return ["leaky_re_lu"] + [f"leaky_re_lu_{i}" for i in range(1, n)]
+
+
+# Per architecture: the LeakyReLU after every conv/dense/residual sum (paper 1, footnote 19:
+# each layer's activation after its nonlinearity) and the final representation "features",
+# once each. Never the conv/dense pre-activations, pooling, the sum-pool or Flatten.
+PENALIZED = {
+    "dcgan_s1": _leaky(7) + ["features"],  # after conv0..conv6
+    "dcgan_s2": _leaky(9) + ["features"],  # after conv0..conv8
+    "sngan": _leaky(7) + ["features"],  # after conv0..conv6
+    "resnet": _leaky(10) + ["features"],  # down0_conv0, add, down1_conv0, add_1, ..., down4_conv0, add_4
+    "dcgan_p1": _leaky(4) + ["features"],  # after conv0..conv3
+    "celeba160": _leaky(5) + ["features"],  # after conv0..conv4
+    "mlp": _leaky(3) + ["features"],  # after dense0..dense2
+    "small": _leaky(1) + ["features"],  # after conv0
+}
+CRITIC_SIZES = {"dcgan_s1": 16, "dcgan_s2": 32, "sngan": 16, "resnet": 32, "dcgan_p1": 16, "celeba160": 32,
+                "small": 8}
+
+
+def test_activation_layers_of_every_library_critic_are_the_hand_listed_ones():
+    from mmd_keras import networks
+
+    assert set(PENALIZED) == set(networks.ARCHITECTURES)
+    for arch in networks.ARCHITECTURES:
+        keras.backend.clear_session()
+        kwargs = {} if arch == "mlp" else {"image_size": CRITIC_SIZES[arch], "channels": 3}
+        critic = networks.build_critic(arch, **kwargs)
+        assert losses.activation_layers(critic) == PENALIZED[arch], arch
+
+
+def test_l2_activation_penalty_of_the_paper1_critic_matches_numpy(rng):
+    from mmd_keras import networks
+
+    keras.backend.clear_session()
+    critic = networks.build_critic("dcgan_p1", image_size=16, channels=1, widths=(2, 3, 3, 4), output_dim=3)
+    real = rng.uniform(-1, 1, size=(4, 16, 16, 1)).astype(np.float32)
+    fake = rng.uniform(-1, 1, size=(4, 16, 16, 1)).astype(np.float32)
+    loss = losses.get("mmd", kernel=kernels.get("rq_dot"), gradient_penalty_weight=0.0, activation_penalty_weight=1.0)
+    out = loss(critic, real, fake, seed=[0, 0], mode="critic")
+    # Reference: the hand-listed tensors read off the critic, squared and averaged in NumPy.
+    names = ["leaky_re_lu", "leaky_re_lu_1", "leaky_re_lu_2", "leaky_re_lu_3", "features"]
+    probe = keras.Model(critic.inputs, [critic.get_layer(n).output for n in names])
+    expected = 0.0
+    for images in (real, fake):
+        for a in probe(images):
+            a = np.asarray(a, np.float64)
+            expected += (a.reshape(len(a), -1) ** 2).mean()
+    close(out.metrics["activation_penalty"], expected, rtol=1e-5)

@@ -96,3 +96,46 @@ def test_gradient_penalty_gradient_is_finite_when_an_input_gradient_is_zero():
     # comes from sample 1 only: (√2 − 1)·w/‖w‖.
     np.testing.assert_allclose(penalty.numpy(), ((2**0.5 - 1) ** 2 + 1) / 2, rtol=1e-6)
     np.testing.assert_allclose(grad[:, 0], (2**0.5 - 1) / 2**0.5 * np.ones(2), rtol=1e-5)
+
+
+# ---- issue 14 item 2: legacy_gp_axis is paper 1's code exactly ----------------------------------
+def test_legacy_gradient_norm_is_sqrt_of_height_sum_plus_1e_5(rng):
+    # Small gradients, where sqrt(Σg² + 1e-5) and sqrt(Σg²) differ most.
+    g = rng.normal(size=(3, 4, 2, 2)) * 1e-3
+    got = penalties.gradient_penalty_from_gradients(tf.constant(g, tf.float32), legacy_gp_axis=True)
+    close(got, np_gradient_penalty(g, legacy_axis=True, epsilon=1e-5))
+    plain = penalties.gradient_penalty_from_gradients(tf.constant(g, tf.float32), legacy_gp_axis=True,
+                                                      legacy_epsilon=0.0)
+    close(plain, np_gradient_penalty(g, legacy_axis=True, epsilon=0.0))
+    assert abs(float(got) - float(plain)) > 1e-3
+
+
+def _alpha(seed, b):
+    from mmd_keras import rng as rng_lib
+
+    return rng_lib.uniform01([b], tf.constant(seed, tf.int32)).numpy().astype(np.float64)
+
+
+def test_legacy_gp_axis_through_the_losses_mmd_with_epsilon_wgan_gp_without(rng):
+    import keras
+
+    shape, b = (3, 2, 2), 4
+    real, fake = rng.normal(size=(b,) + shape), rng.normal(size=(b,) + shape) + 0.5
+    hat = real + _alpha([2, 3], b)[:, None, None, None] * (fake - real)
+    inputs_ = keras.Input(shape)
+    dense = keras.layers.Dense(1, use_bias=False)
+    critic = keras.Model(inputs_, dense(keras.layers.Flatten()(inputs_)))
+    w = rng.normal(size=(1, 12)) * 1e-2
+    dense.kernel.assign(w.T.astype(np.float32))
+    args = (critic, tf.constant(real, tf.float32), tf.constant(fake, tf.float32))
+    # MMD (witness GP, Gaussian σ = 1 on h = Wx): paper 1's safer_norm, 1e-5 under the sqrt.
+    mmd = losses.get("mmd", kernel=kernels.get("rbf", sigmas=(1.0,)), legacy_gp_axis=True)
+    g = np_witness_gradients(w, real, fake, hat, 1.0).reshape((b,) + shape)
+    close(mmd(*args, seed=[2, 3], mode="critic").metrics["gradient_penalty"],
+          np_gradient_penalty(g, legacy_axis=True, epsilon=1e-5), rtol=1e-5)
+    # WGAN-GP: ∇f = W everywhere; its official code takes a plain sqrt.
+    wgan = losses.get("wgan_gp", legacy_gp_axis=True)
+    g = np.broadcast_to(w.reshape(shape), (b,) + shape)
+    close(wgan(*args, seed=[2, 3], mode="critic").metrics["gradient_penalty"],
+          np_gradient_penalty(g, legacy_axis=True, epsilon=0.0), rtol=1e-5)
+    assert losses.get("cramer").legacy_gp_epsilon == 1e-5
