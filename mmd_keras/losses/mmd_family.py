@@ -14,7 +14,7 @@ of :mod:`mmd_keras.losses.estimators` ("unbiased", "u_statistic", "biased"). All
   Attractive form (Eq. 6, used for λ < 0): d²_xx, d²_yy := max(d², b_l),
   d²_xy := min(d², b_u). Repulsive form (Eq. 7, λ ≥ 0): d²_yy := max(d², b_l),
   d²_xx := min(d², b_u), d²_xy unclamped. The generator loss uses the plain kernel.
-* Scaled MMD (paper 2, §3.3 and §4, Eq. 9): SMMD = MMD² / (offset + coefficient·E_x‖J_h(x)‖²_F)
+* Scaled MMD (paper 2, §3.3, Eq. 7 and Prop. 4; §4): SMMD = MMD² / (offset + coefficient·E_x‖J_h(x)‖²_F)
   (+ E_x‖h(x)‖² inside the scale for a linear top kernel); paper 2: offset 1,
   coefficient 10, Gaussian σ = 1 on a 1-d critic. The critic minimizes −SMMD.
 * SWGAN (paper 2): (E_x h − E_y h) / sqrt(offset + coefficient·(E_x h² + E_x‖J‖²_F)).
