@@ -71,7 +71,9 @@ def squared_distances(x, y):
     y_sq = tf.reduce_sum(tf.square(y), axis=1)
     d2 = tf.maximum(x_sq[:, None] + y_sq[None, :] - 2.0 * tf.matmul(x, y, transpose_b=True), 0.0)
     if same:
-        d2 = tf.linalg.set_diag(d2, tf.zeros_like(x_sq))
+        # A select, not tf.linalg.set_diag: set_diag's gradient builds a dynamic shape XLA rejects.
+        index = tf.range(tf.shape(x)[0])
+        d2 = tf.where(index[:, None] == index[None, :], tf.zeros_like(d2), d2)
     return d2
 
 

@@ -117,6 +117,22 @@ def test_distance_kernel_diagonal_is_exact_when_x_is_y(rng):
     assert (kernels.squared_distances(x, x.copy()).numpy() >= 0).all()
 
 
+def test_exact_diagonal_is_differentiable_under_xla_with_an_unknown_batch_size(rng):
+    # Keras compiles train steps with an unknown batch dimension; the zeroed diagonal must not
+    # build a shape XLA cannot infer (tf.linalg.set_diag's gradient does).
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+
+    def grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = tf.reduce_sum(kernels.get("distance")(x, x))
+        return tape.gradient(value, x)
+
+    spec = [tf.TensorSpec([None, 3], tf.float32)]
+    xla = tf.function(grad, jit_compile=True, input_signature=spec)(x).numpy()
+    np.testing.assert_allclose(xla, grad(tf.constant(x)).numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_kid_kernel_by_hand():
     # d = 2: k(x, y) = (xᵀy/2 + 1)³.
     x = np.array([[1.0, 2.0]], np.float32)
