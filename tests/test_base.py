@@ -326,3 +326,15 @@ def test_l2_activation_penalty_of_the_paper1_critic_matches_numpy(rng):
             a = np.asarray(a, np.float64)
             expected += (a.reshape(len(a), -1) ** 2).mean()
     close(out.metrics["activation_penalty"], expected, rtol=1e-5)
+
+
+def test_l2_activation_penalty_of_a_linear_critic_is_its_output_alone(rng):
+    # No nonlinearity at all: only the final representation is penalized.
+    w = rng.normal(size=(3, D))
+    real, fake, _ = make_batches(rng)
+    critic = linear_keras_critic(w)
+    assert losses.activation_layers(critic) == [critic.layers[-1].name]
+    out = losses.get("repulsive", activation_penalty_weight=1.0)(
+        critic, tf.constant(real, tf.float32), tf.constant(fake, tf.float32), seed=[0, 0], mode="critic")
+    expected = sum(((t.reshape(len(t), -1) @ w.T) ** 2).mean() for t in (real, fake))
+    close(out.metrics["activation_penalty"], expected)

@@ -122,10 +122,6 @@ def _call_critic(critic, images, training):
     return critic(images)
 
 
-def _mean(t):
-    return tf.reduce_mean(tf.cast(t, tf.float32))
-
-
 class GANLoss:
     """Base class of every loss; the subclass contract is in the module docstring.
 
@@ -227,7 +223,8 @@ class GANLoss:
                 batches.append(interpolates)
             stacked = tf.concat(batches, axis=0)
             if use_l2:
-                *activations, features = _call_critic(self._activation_view(critic), stacked, training)
+                outputs = _call_critic(self._activation_view(critic), stacked, training)
+                *activations, features = outputs if isinstance(outputs, (list, tuple)) else [outputs]
             else:
                 features = _call_critic(critic, stacked, training)
             features = self._check_features(tf.cast(features, tf.float32))
