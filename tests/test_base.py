@@ -338,3 +338,29 @@ def test_l2_activation_penalty_of_a_linear_critic_is_its_output_alone(rng):
         critic, tf.constant(real, tf.float32), tf.constant(fake, tf.float32), seed=[0, 0], mode="critic")
     expected = sum(((t.reshape(len(t), -1) @ w.T) ** 2).mean() for t in (real, fake))
     close(out.metrics["activation_penalty"], expected)
+
+
+def test_subclass_contract_gives_exactly_the_requested_fields(rng):
+    """A subclass declares what it needs; CriticPass carries those fields and None elsewhere."""
+    seen = {}
+
+    class Probe(losses.GANLoss):
+        name = "probe"
+        jacobian = "critic"
+        needs_fake_gradients = True
+
+        def _losses(self, p, mode):
+            seen[mode] = p
+            return tf.constant(0.0), tf.constant(0.0), {}, {}
+
+    w = rng.normal(size=(2, D))
+    real, fake, _ = (tf.constant(t, tf.float32) for t in make_batches(rng))
+    critic = linear_keras_critic(w)
+    Probe()(critic, real, fake, seed=[0, 0], mode="critic")
+    Probe()(critic, real, fake, seed=[0, 0], mode="generator")
+    critic_pass, generator_pass = seen["critic"], seen["generator"]
+    # h = Wx: ‖J_h(x)‖²_F = ‖W‖²_F for every sample; ∇ Σ_k h_k(y) = Σ_k W_k.
+    close(critic_pass.real_jacobian_sq, np.full(5, (w**2).sum()))
+    close(critic_pass.fake_gradient_sq, np.full(5, (w.sum(0) ** 2).sum()))
+    assert critic_pass.real_jacobian is None and critic_pass.gradient_penalty is None
+    assert generator_pass.real_jacobian_sq is None and generator_pass.fake_gradient_sq is None

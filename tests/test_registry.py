@@ -117,3 +117,15 @@ def test_official_configs_set_the_legacy_switches():
     dist = _config_loss(paths[0])
     assert dist.legacy_gp_axis and dist.gradient_penalty_weight == 10.0
     assert (dist.kernel.scale, dist.kernel.eps) == (2.0, 1e-5)
+
+
+def test_old_module_names_still_import():
+    import mmd_keras.losses.baseline_objectives
+    import mmd_keras.losses.kernel_objectives
+    import mmd_keras.losses.mmd
+    import mmd_keras.losses.mmd_losses
+    import mmd_keras.losses.objectives
+
+    assert mmd_keras.losses.mmd is losses.estimators and mmd_keras.losses.objectives is losses.base
+    assert mmd_keras.losses.mmd_losses is losses.mmd_family is mmd_keras.losses.kernel_objectives
+    assert mmd_keras.losses.baseline_objectives is losses.baselines
