@@ -1,4 +1,4 @@
-"""MMD² estimators over kernel matrices (REFERENCE §1).
+"""MMD² estimators over kernel matrices (docs/numerics.md, "Estimators").
 
 Conventions: ``x`` / ``real_features`` [m, d] are critic features of data samples,
 ``y`` / ``fake_features`` [n, d] of generator samples; ``k_xx`` [m, m], ``k_xy``
@@ -8,7 +8,7 @@ Estimators:
 
 * ``"unbiased"`` (papers 1–2, KID): within-group sums drop the diagonal,
   Σ_{i≠j} k(x_i,x_j)/(m(m−1)) + Σ_{i≠j} k(y_i,y_j)/(n(n−1)) − 2 Σ_{i,j} k(x_i,y_j)/(mn).
-* ``"u_statistic"`` (paper 3's code): as unbiased, and the cross term also drops
+* ``"u_statistic"`` (paper 3, App. B, and its code): as unbiased, and the cross term also drops
   i = j and divides by m(m−1); needs m = n.
 * ``"biased"``: every term averaged over all pairs including the diagonal (the
   V-statistic; MMD² of the empirical distributions).
@@ -25,7 +25,8 @@ from mmd_keras import kernels as kernels_lib
 ESTIMATORS = ("unbiased", "u_statistic", "biased")
 
 
-def _check_estimator(estimator):
+def check_estimator(estimator):
+    """ValueError unless ``estimator`` is one of ``ESTIMATORS``."""
     if estimator not in ESTIMATORS:
         raise ValueError(
             f"Expected `estimator` to be one of {list(ESTIMATORS)}. "
@@ -40,7 +41,7 @@ def validate_features(real_features, fake_features, estimator="unbiased"):
       ValueError: rank ≠ 2, different feature widths, fewer than 2 samples for the
         unbiased estimators, or m ≠ n for ``u_statistic`` (static shapes only).
     """
-    _check_estimator(estimator)
+    check_estimator(estimator)
     tensors = []
     for name, t in (("real_features", real_features), ("fake_features", fake_features)):
         t = tf.convert_to_tensor(t)
@@ -114,7 +115,7 @@ def expectations(k_xx, k_xy, k_yy, estimator="unbiased", diag_x=None, diag_y=Non
     Returns:
       (e_xx, e_xy, e_yy) scalars: estimates of E k(x,x′), E k(x,y), E k(y,y′).
     """
-    _check_estimator(estimator)
+    check_estimator(estimator)
     k_xx, k_xy, k_yy = (tf.cast(k, tf.float32) for k in (k_xx, k_xy, k_yy))
     if estimator == "biased":
         return tf.reduce_mean(k_xx), tf.reduce_mean(k_xy), tf.reduce_mean(k_yy)
@@ -164,13 +165,23 @@ def mmd2(real_features, fake_features, kernel, estimator="unbiased", legacy_cons
     """
     real, fake = validate_features(real_features, fake_features, estimator)
     kernel = kernels_lib.get(kernel) if isinstance(kernel, (str, dict)) else kernel
-    diag = None
-    if legacy_constant_diagonal:
-        diag = getattr(kernel, "constant_diagonal", None)
-        if diag is None:
-            raise ValueError(
-                "Expected a kernel with a constant diagonal (rbf, rq, rq_dot) for "
-                f"`legacy_constant_diagonal=True`. Received: `kernel={kernel!r}`"
-            )
+    diag = legacy_diagonal(kernel, legacy_constant_diagonal)
     k_xx, k_xy, k_yy = kernel_matrices(real, fake, kernel)
     return mmd2_from_matrices(k_xx, k_xy, k_yy, estimator, diag_x=diag, diag_y=diag)
+
+
+def legacy_diagonal(kernel, legacy_constant_diagonal):
+    """The diagonal to remove: None (the true one) or, when legacy, the kernel's constant Σw.
+
+    Raises:
+      ValueError: ``legacy_constant_diagonal`` with a kernel that has no such constant.
+    """
+    if not legacy_constant_diagonal:
+        return None
+    diag = getattr(kernel, "constant_diagonal", None)
+    if diag is None:
+        raise ValueError(
+            "Expected a kernel with a constant diagonal (rbf, rq, rq_dot) for "
+            f"`legacy_constant_diagonal=True`. Received: `kernel={kernel!r}`"
+        )
+    return diag

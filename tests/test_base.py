@@ -7,9 +7,8 @@ import tensorflow as tf
 
 from mmd_keras import kernels
 from mmd_keras import losses
-from mmd_keras.losses import penalties
-from test_losses import close, np_bounded_matrices, np_expectations, np_mmd2, np_rbf
-from test_penalties import np_witness_gradients
+from mmd_keras import rng as rng_lib
+from references import close, np_bounded_matrices, np_expectations, np_mmd2, np_rbf, np_witness_gradients
 
 SHAPE = (2, 2, 1)
 D = int(np.prod(SHAPE))
@@ -34,8 +33,8 @@ def make_batches(rng, b=5):
 
 
 def alpha_for(seed, b):
-    """The documented RNG of the interpolation weights (checked in test_penalties)."""
-    return penalties.uniform_from_seed(tf.constant(seed, tf.int32), b).numpy().astype(np.float64)
+    """The documented RNG of the interpolation weights, mmd_keras.rng.uniform01 (checked in test_rng)."""
+    return rng_lib.uniform01([b], tf.constant(seed, tf.int32)).numpy().astype(np.float64)
 
 
 def reference(name, w, real, fake, fake_2, seed):
@@ -273,3 +272,95 @@ def test_objective_bad_inputs(rng):
     with pytest.raises(ValueError, match="estimator"):
         losses.get("mmd", estimator="fast")
     assert losses.get(losses.get("hinge")).name == "hinge"
+
+
+# ---- issue 14 item 1: which tensors the L2 activation penalty takes ----------------------------
+def _leaky(n):
+    """Keras's names of the first n LeakyReLU layers after keras.backend.clear_session()."""
+    return ["leaky_re_lu"] + [f"leaky_re_lu_{i}" for i in range(1, n)]
+
+
+# Per architecture: the LeakyReLU after every conv/dense/residual sum (paper 1, footnote 19:
+# each layer's activation after its nonlinearity) and the final representation "features",
+# once each. Never the conv/dense pre-activations, pooling, the sum-pool or Flatten.
+PENALIZED = {
+    "dcgan_s1": _leaky(7) + ["features"],  # after conv0..conv6
+    "dcgan_s2": _leaky(9) + ["features"],  # after conv0..conv8
+    "sngan": _leaky(7) + ["features"],  # after conv0..conv6
+    "resnet": _leaky(10) + ["features"],  # down0_conv0, add, down1_conv0, add_1, ..., down4_conv0, add_4
+    "dcgan_p1": _leaky(4) + ["features"],  # after conv0..conv3
+    "celeba160": _leaky(5) + ["features"],  # after conv0..conv4
+    "mlp": _leaky(3) + ["features"],  # after dense0..dense2
+    "small": _leaky(1) + ["features"],  # after conv0
+}
+CRITIC_SIZES = {"dcgan_s1": 16, "dcgan_s2": 32, "sngan": 16, "resnet": 32, "dcgan_p1": 16, "celeba160": 32,
+                "small": 8}
+
+
+def test_activation_layers_of_every_library_critic_are_the_hand_listed_ones():
+    from mmd_keras import networks
+
+    assert set(PENALIZED) == set(networks.ARCHITECTURES)
+    for arch in networks.ARCHITECTURES:
+        keras.backend.clear_session()
+        kwargs = {} if arch == "mlp" else {"image_size": CRITIC_SIZES[arch], "channels": 3}
+        critic = networks.build_critic(arch, **kwargs)
+        assert losses.activation_layers(critic) == PENALIZED[arch], arch
+
+
+def test_l2_activation_penalty_of_the_paper1_critic_matches_numpy(rng):
+    from mmd_keras import networks
+
+    keras.backend.clear_session()
+    critic = networks.build_critic("dcgan_p1", image_size=16, channels=1, widths=(2, 3, 3, 4), output_dim=3)
+    real = rng.uniform(-1, 1, size=(4, 16, 16, 1)).astype(np.float32)
+    fake = rng.uniform(-1, 1, size=(4, 16, 16, 1)).astype(np.float32)
+    loss = losses.get("mmd", kernel=kernels.get("rq_dot"), gradient_penalty_weight=0.0, activation_penalty_weight=1.0)
+    out = loss(critic, real, fake, seed=[0, 0], mode="critic")
+    # Reference: the hand-listed tensors read off the critic, squared and averaged in NumPy.
+    names = ["leaky_re_lu", "leaky_re_lu_1", "leaky_re_lu_2", "leaky_re_lu_3", "features"]
+    probe = keras.Model(critic.inputs, [critic.get_layer(n).output for n in names])
+    expected = 0.0
+    for images in (real, fake):
+        for a in probe(images):
+            a = np.asarray(a, np.float64)
+            expected += (a.reshape(len(a), -1) ** 2).mean()
+    close(out.metrics["activation_penalty"], expected, rtol=1e-5)
+
+
+def test_l2_activation_penalty_of_a_linear_critic_is_its_output_alone(rng):
+    # No nonlinearity at all: only the final representation is penalized.
+    w = rng.normal(size=(3, D))
+    real, fake, _ = make_batches(rng)
+    critic = linear_keras_critic(w)
+    assert losses.activation_layers(critic) == [critic.layers[-1].name]
+    out = losses.get("repulsive", activation_penalty_weight=1.0)(
+        critic, tf.constant(real, tf.float32), tf.constant(fake, tf.float32), seed=[0, 0], mode="critic")
+    expected = sum(((t.reshape(len(t), -1) @ w.T) ** 2).mean() for t in (real, fake))
+    close(out.metrics["activation_penalty"], expected)
+
+
+def test_subclass_contract_gives_exactly_the_requested_fields(rng):
+    """A subclass declares what it needs; CriticPass carries those fields and None elsewhere."""
+    seen = {}
+
+    class Probe(losses.GANLoss):
+        name = "probe"
+        jacobian = "critic"
+        needs_fake_gradients = True
+
+        def _losses(self, p, mode):
+            seen[mode] = p
+            return tf.constant(0.0), tf.constant(0.0), {}, {}
+
+    w = rng.normal(size=(2, D))
+    real, fake, _ = (tf.constant(t, tf.float32) for t in make_batches(rng))
+    critic = linear_keras_critic(w)
+    Probe()(critic, real, fake, seed=[0, 0], mode="critic")
+    Probe()(critic, real, fake, seed=[0, 0], mode="generator")
+    critic_pass, generator_pass = seen["critic"], seen["generator"]
+    # h = Wx: ‖J_h(x)‖²_F = ‖W‖²_F for every sample; ∇ Σ_k h_k(y) = Σ_k W_k.
+    close(critic_pass.real_jacobian_sq, np.full(5, (w**2).sum()))
+    close(critic_pass.fake_gradient_sq, np.full(5, (w.sum(0) ** 2).sum()))
+    assert critic_pass.real_jacobian is None and critic_pass.gradient_penalty is None
+    assert generator_pass.real_jacobian_sq is None and generator_pass.fake_gradient_sq is None
