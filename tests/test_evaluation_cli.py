@@ -252,3 +252,23 @@ def test_old_dash_spellings_are_aliases(tmp_path):
     flag_values = cli.parse(["--samples=digits", f"--output={tmp_path / 'o.json'}",
                              "--kid-subsets", "7", "--num-samples=12", "--cache-dir", "c"])
     assert (flag_values.kid_subsets, flag_values.num_samples, flag_values.cache_dir) == (7, 12, "c")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
+def test_the_real_command_writes_the_same_report_as_main(tmp_path, cache_dir):
+    real, _ = datasets.digits_images("train", 16)
+    np.savez(tmp_path / "samples.npz", images=real[:60])
+    argv = [f"--samples={tmp_path / 'samples.npz'}", "--reference=digits", f"--cache_dir={cache_dir}",
+            "--metrics=kid", "--kid_subsets=5", "--seed=2", "--kid_variance=official"]
+    result = subprocess.run([sys.executable, "-m", "mmd_keras.evaluate", *argv,
+                             f"--output={tmp_path / 'cli.json'}"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "one-subset estimator variance" in result.stdout and "official" in result.stdout
+    assert cli.main(argv + [f"--output={tmp_path / 'main.json'}"]) == 0
+    from_cli = json.loads((tmp_path / "cli.json").read_text())["metrics"]["kid"]
+    from_main = json.loads((tmp_path / "main.json").read_text())["metrics"]["kid"]
+    assert from_cli["variance_estimator"] == "official"
+    for key in ("mean", "std", "variance"):
+        np.testing.assert_allclose(from_cli[key], from_main[key], rtol=1e-6)
