@@ -1,4 +1,4 @@
-"""Deprecated: moved to ``mmd_keras.evaluation.metrics``, ``mmd_keras.evaluation.ms_ssim``.
+"""Deprecated: moved to ``mmd_keras.evaluation.metrics`` (KID in ``mmd_keras.evaluation.kid``).
 
 This re-export keeps old imports working.
 """
@@ -6,7 +6,6 @@ This re-export keeps old imports working.
 import warnings
 
 from mmd_keras.evaluation.metrics import *  # noqa: F401,F403
-from mmd_keras.evaluation.ms_ssim import *  # noqa: F401,F403
 
 warnings.warn(f"{__name__} is deprecated; "
               "import mmd_keras.evaluation.metrics instead.", DeprecationWarning, stacklevel=2)

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from mmd_keras import datasets, export
-from mmd_keras.evaluation import cli, digits_classifier, metrics, sources
+from mmd_keras.evaluation import cli, digits_classifier, metrics
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_folder_and_generator_sources(tmp_path, cache_dir):
     folder.mkdir()
     for i, image in enumerate(images):
         tf.io.write_file(str(folder / f"{i:03d}.png"), tf.io.encode_png(image))
-    loaded, info = sources.load_images(str(folder))
+    loaded, info = cli.load_images(str(folder))
     np.testing.assert_allclose(loaded, images / 127.5 - 1, atol=1e-6)
     assert info["kind"] == "folder" and info["n"] == 6
 
@@ -79,9 +79,9 @@ def test_folder_and_generator_sources(tmp_path, cache_dir):
         keras.layers.Dense(16, activation="tanh")(latents)))
     run = tmp_path / "export" / "tiny"
     export.export_generator(generator, str(tmp_path / "export"), "tiny")
-    first, info = sources.load_images(str(run), num_samples=5, seed=1, batch_size=2)
-    again, _ = sources.load_images(str(run / "1"), num_samples=5, seed=1, batch_size=2)
-    other, _ = sources.load_images(str(run), num_samples=5, seed=2, batch_size=2)
+    first, info = cli.load_images(str(run), num_samples=5, seed=1, batch_size=2)
+    again, _ = cli.load_images(str(run / "1"), num_samples=5, seed=1, batch_size=2)
+    other, _ = cli.load_images(str(run), num_samples=5, seed=2, batch_size=2)
     assert first.shape == (5, 4, 4, 1) and info["saved_model"] == str(run / "1")
     np.testing.assert_array_equal(first, again)  # deterministic in the seed
     assert not np.allclose(first, other)
@@ -90,7 +90,7 @@ def test_folder_and_generator_sources(tmp_path, cache_dir):
     z = export.sample_latents(2, 4, seed0)
     np.testing.assert_allclose(first[:2], generator(z).numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="--num_samples"):
-        sources.load_images(str(run))
+        cli.load_images(str(run))
 
 
 @pytest.mark.parametrize("setup, extra, message", [

@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 import scipy.stats
 
-from mmd_keras.evaluation import metrics
+from mmd_keras.evaluation import kid
 
 VARIANCE_FLOOR = 1e-5
 
@@ -89,13 +89,13 @@ def candidate_sums(real_features, fake_features, kernel=None):
     Raises:
       ValueError: bad ranks or widths, unequal row counts, m < 3.
     """
-    x, y = metrics.as_feature_pair(real_features, fake_features, 3, ("real_features", "fake_features"))
+    x, y = kid.as_feature_pair(real_features, fake_features, 3, ("real_features", "fake_features"))
     if len(x) != len(y):
         raise ValueError(
             "Expected `real_features` and `fake_features` with the same number of rows. "
             f"Received: `real_features.shape={x.shape}`, `fake_features.shape={y.shape}`"
         )
-    kernel = metrics.polynomial_kernel if kernel is None else kernel
+    kernel = kid.polynomial_kernel if kernel is None else kernel
     k_xy = np.asarray(kernel(x, y), np.float64)
     k_yy = np.asarray(kernel(y, y), np.float64)
     diag = np.diag(k_yy)
