@@ -1,4 +1,4 @@
-"""The KID-driven learning-rate state machine and the evaluation callback (REFERENCE §8)."""
+"""The evaluation callback: metrics, best tracking, TensorBoard, decays, resume, Keras fit."""
 
 import glob
 
@@ -7,84 +7,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmd_keras import adaptive_lr, metrics, similarity
+from mmd_keras.evaluation import adaptive_lr, metrics, similarity
+from mmd_keras.evaluation.callback import EvaluationCallback
 
 
-def _tagged(tag, m=3):
-    """Candidate sums carrying an integer tag (in ``kt_yy_2_sum``) to identify queue entries."""
-    zeros = np.zeros(m)
-    return similarity.CandidateSums(zeros, float(tag), zeros, zeros, 0.0)
+def _failing_test(max_calls):
+    """A relative-similarity test that always fails (p = 0.9), allowed ``max_calls`` calls."""
+    calls = []
 
+    def test(new, old):
+        calls.append((new, old))
+        assert len(calls) <= max_calls
+        return similarity.RelativeSimilarityResult(0.0, 1.0, 0.0, 0.9)
 
-class _ScriptedTest:
-    """Stands in for the relative-similarity test: scripted p-values, records (new, old) tags."""
-
-    def __init__(self, p_values):
-        self.p_values, self.pairs = list(p_values), []
-
-    def __call__(self, new, old):
-        self.pairs.append((int(new.kt_yy_2_sum), int(old.kt_yy_2_sum)))
-        return similarity.RelativeSimilarityResult(0.0, 1.0, 0.0, self.p_values.pop(0))
-
-
-def _queue_tags(scheduler):
-    return [int(entry.kt_yy_2_sum) for entry in scheduler.entries()]
-
-
-def test_state_machine_on_a_scripted_p_value_sequence():
-    script = _ScriptedTest([0.05, 0.5, 0.5, 0.5, 0.1, 0.9, 0.9])
-    scheduler = adaptive_lr.AdaptiveLearningRate(3, lag=3, max_failures=2, keep_after_decay=2, test=script)
-    decisions = [scheduler.update(_tagged(i)) for i in range(12)]
-    # Hand-derived from REFERENCE §8 (lag 3, 2 failures, keep 2 after a decay):
-    expected = [
-        ("stored", [0]), ("stored", [0, 1]), ("stored", [0, 1, 2]),
-        ("improved", [1, 2, 3]),   # e3 vs e0, p 0.05: rotate
-        ("failed", [1, 2, 3]),     # e4 vs e1, p 0.5: frozen
-        ("decayed", [3, 5]),       # e5 vs e1, 2nd failure: keep last 2 of [1, 2, 3, 5]
-        ("stored", [3, 5, 6]),     # refill untested
-        ("failed", [3, 5, 6]),     # e7 vs e3
-        ("improved", [5, 6, 8]),   # e8 vs e3, p = 0.1 counts as improvement
-        ("failed", [5, 6, 8]),     # e9 vs e5
-        ("decayed", [8, 10]),      # e10 vs e5
-        ("stored", [8, 10, 11]),
-    ]
-    assert [d.action for d in decisions] == [action for action, _ in expected]
-    assert [d.queue_length for d in decisions] == [len(tags) for _, tags in expected]
-    assert script.pairs == [(3, 0), (4, 1), (5, 1), (7, 3), (8, 3), (9, 5), (10, 5)]
-    assert [d.failures for d in decisions] == [0, 0, 0, 0, 1, 0, 0, 1, 0, 1, 0, 0]
-    assert decisions[-1].num_decays == 2
-    assert _queue_tags(scheduler) == [8, 10, 11]
-    assert np.isnan(decisions[0].p_value) and decisions[4].p_value == 0.5
-
-
-def test_defaults_floor_and_bad_arguments():
-    scheduler = adaptive_lr.AdaptiveLearningRate(5)
-    assert (scheduler.lag, scheduler.max_failures, scheduler.p_threshold, scheduler.factor,
-            scheduler.min_learning_rate, scheduler.keep_after_decay) == (10, 3, 0.1, 0.8, 1e-6, 3)
-    assert scheduler.decayed(1e-4) == pytest.approx(8e-5)
-    assert scheduler.decayed(1.1e-6) == 1e-6
-    assert scheduler.decayed(10.0, floor=0.0) == pytest.approx(8.0)
-    with pytest.raises(ValueError, match="keep_after_decay"):
-        adaptive_lr.AdaptiveLearningRate(5, lag=2, keep_after_decay=3)
-    with pytest.raises(ValueError, match="factor"):
-        adaptive_lr.AdaptiveLearningRate(5, factor=1.5)
-    with pytest.raises(ValueError, match="new_sums"):
-        scheduler.update(_tagged(0, m=4))
-
-
-def test_scheduler_state_checkpoint_round_trip(tmp_path):
-    script = _ScriptedTest([0.5, 0.05, 0.5])
-    scheduler = adaptive_lr.AdaptiveLearningRate(3, lag=2, max_failures=3, keep_after_decay=2, test=script)
-    for i in range(5):
-        scheduler.update(_tagged(i))
-    path = tf.train.Checkpoint(scheduler=scheduler).save(str(tmp_path / "ckpt"))
-    restored = adaptive_lr.AdaptiveLearningRate(3, lag=2, max_failures=3, keep_after_decay=2,
-                                                   test=_ScriptedTest([0.5]))
-    tf.train.Checkpoint(scheduler=restored).restore(path).assert_consumed()
-    # stored 0, 1; e2 fails (frozen); e3 improves (rotate); e4 fails (frozen).
-    assert _queue_tags(restored) == _queue_tags(scheduler) == [1, 3]
-    assert int(restored.failures.numpy()) == int(scheduler.failures.numpy()) == 1
-    assert restored.update(_tagged(5)).failures == 2  # continues counting from the saved state
+    return test
 
 
 class _FakeGAN:
@@ -109,7 +45,7 @@ def _extract(images):
 def _callback(model, real, **kwargs):
     kwargs = dict(dict(every_n_steps=2, kid_subsets=3, kid_subset_size=30, compute_fid=True, test_samples=40,
                        lag=2, max_failures=2, keep_after_decay=1, factor=0.5, seed=7), **kwargs)
-    callback = adaptive_lr.EvaluationCallback(real, _extract, **kwargs)
+    callback = EvaluationCallback(real, _extract, **kwargs)
     callback.set_model(model)
     return callback
 
@@ -190,7 +126,7 @@ def test_decay_scales_coefficients_and_rejects_schedules():
     model = _FakeGAN()
     coefficient = tf.Variable(10.0)
     scheduler = adaptive_lr.AdaptiveLearningRate(
-        20, lag=1, max_failures=1, keep_after_decay=1, factor=0.5, test=_ScriptedTest([0.9, 0.9]))
+        20, lag=1, max_failures=1, keep_after_decay=1, factor=0.5, test=_failing_test(2))
     callback = _callback(model, real, adaptive_lr=scheduler, coefficient_variables=[coefficient],
                          min_coefficient=3.0, compute_fid=False, kid_subset_size=10)
     actions = []
@@ -205,7 +141,7 @@ def test_decay_scales_coefficients_and_rejects_schedules():
     scheduled = _FakeGAN()
     scheduled.generator_optimizer = keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9))
     callback = _callback(scheduled, real, adaptive_lr=adaptive_lr.AdaptiveLearningRate(
-        20, lag=1, max_failures=1, test=_ScriptedTest([0.9])), compute_fid=False, kid_subset_size=10)
+        20, lag=1, max_failures=1, test=_failing_test(1)), compute_fid=False, kid_subset_size=10)
     with pytest.raises(ValueError, match="generator_optimizer"):
         callback.on_train_begin()
     callback.evaluate(2)
@@ -216,13 +152,13 @@ def test_decay_scales_coefficients_and_rejects_schedules():
 def test_callback_rejects_bad_arguments():
     real = np.zeros((20, 4))
     with pytest.raises(ValueError, match="real_features"):
-        adaptive_lr.EvaluationCallback(np.zeros((20,)), _extract)
+        EvaluationCallback(np.zeros((20,)), _extract)
     with pytest.raises(ValueError, match="extractor"):
-        adaptive_lr.EvaluationCallback(real, "inception")
+        EvaluationCallback(real, "inception")
     with pytest.raises(ValueError, match="compute_fid"):
-        adaptive_lr.EvaluationCallback(real, _extract, best_metric="fid")
+        EvaluationCallback(real, _extract, best_metric="fid")
     with pytest.raises(ValueError, match="adaptive_lr.num_samples"):
-        adaptive_lr.EvaluationCallback(real, _extract, adaptive_lr=adaptive_lr.AdaptiveLearningRate(30))
+        EvaluationCallback(real, _extract, adaptive_lr=adaptive_lr.AdaptiveLearningRate(30))
 
 
 class _TinyKerasGAN(keras.Model):
@@ -246,7 +182,7 @@ def test_callback_inside_keras_fit_logs_to_history():
     real = np.random.default_rng(3).normal(size=(30, 4))
     model = _TinyKerasGAN()
     model.compile(optimizer=None)
-    callback = adaptive_lr.EvaluationCallback(real, _extract, every_n_steps=4, kid_subsets=2, kid_subset_size=20,
+    callback = EvaluationCallback(real, _extract, every_n_steps=4, kid_subsets=2, kid_subset_size=20,
                                               lag=1, evaluate_at_end=True)
     history = model.fit(np.zeros((10, 1)), batch_size=1, epochs=1, callbacks=[callback], verbose=0)
     assert [step for step, _ in callback.evaluations] == [4, 8, 10]  # then the end of training

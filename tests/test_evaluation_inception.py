@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from mmd_keras import inception
+from mmd_keras.evaluation import inception, weights
 from mmd_keras.tools import convert_fid_inception
 
 
@@ -69,11 +69,14 @@ def test_matches_pytorch_fid_on_random_weights(tmp_path, monkeypatch):
     ref_unbiased = ref_pool.astype(np.float64) @ state_dict["fc.weight"].numpy().T
     ref_logits = ref_unbiased + state_dict["fc.bias"].numpy()
 
-    # End to end through the converter CLI: .pth -> .npz -> extractor.
-    pth, npz = tmp_path / "pt_inception.pth", tmp_path / "fid_inception.npz"
+    # End to end through the converter CLI: .pth -> .npz in the default cache -> extractor
+    # found there with no path given.
+    monkeypatch.setenv("MMD_KERAS_CACHE", str(tmp_path / "cache"))
+    pth, npz = tmp_path / "pt_inception.pth", tmp_path / "cache" / "fid_inception.npz"
     torch.save(state_dict, pth)
-    assert convert_fid_inception.main([str(pth), str(npz)]) == 0
-    extractor = inception.FIDInceptionExtractor(npz, batch_size=2)
+    assert convert_fid_inception.main([str(pth)]) == 0
+    extractor = inception.FIDInceptionExtractor(batch_size=2)
+    assert extractor.get_config()["weights_path"] == str(npz)
     images = images01.transpose(0, 2, 3, 1) * 2 - 1
 
     pool, logits = extractor(images), extractor.logits(images)
@@ -97,8 +100,8 @@ def test_matches_pytorch_fid_on_random_weights(tmp_path, monkeypatch):
     assert npz.stat().st_mtime_ns == before
 
 
-def _fake_weights(**changes):
-    """Converted-weight dict with the right names and tiny arrays (structure checks only)."""
+def _fake_state_dict(**changes):
+    """pytorch-fid-style state dict with the right names and tiny arrays (structure only)."""
     convs = [f"layer{i}" for i in range(inception.NUM_CONV_LAYERS)]
     state = {f"{c}.conv.weight": np.zeros((1, 1, 1, 1)) for c in convs}
     for c in convs:
@@ -107,7 +110,12 @@ def _fake_weights(**changes):
         state[f"{c}.bn.num_batches_tracked"] = np.zeros(())
     state.update({"fc.weight": np.zeros((1008, 2048)), "fc.bias": np.zeros(1008)})
     state.update(changes)
-    return inception.keras_weights_from_state_dict(state)
+    return state
+
+
+def _fake_weights(**changes):
+    """Converted-weight dict with the right names and tiny arrays (structure checks only)."""
+    return inception.keras_weights_from_state_dict(_fake_state_dict(**changes))
 
 
 def test_conversion_layout_and_structure_checks():
@@ -155,6 +163,21 @@ def test_converter_cli_rejects_bad_input(tmp_path, capsys):
     assert convert_fid_inception.main([str(bad), str(out)]) == 2
     assert convert_fid_inception.main([str(bad), str(tmp_path / "out.h5")]) == 2
     assert not out.exists()
+
+
+def test_converter_writes_the_default_cache_file_by_default(tmp_path, monkeypatch, capsys):
+    torch = pytest.importorskip("torch")
+    state = {key: torch.from_numpy(np.asarray(value, np.float32))
+             for key, value in _fake_state_dict().items()}
+    pth = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(state, pth)
+    monkeypatch.setenv("MMD_KERAS_CACHE", str(tmp_path / "new" / "cache"))
+    assert convert_fid_inception.main([str(pth)]) == 0
+    default = tmp_path / "new" / "cache" / "fid_inception.npz"
+    assert f"wrote {default}" in capsys.readouterr().out
+    assert weights.resolve_fid_weights_path(None) == str(default)
+    with np.load(default) as data:
+        assert str(data["__format__"]) == inception.WEIGHTS_FORMAT
 
 
 def test_converter_explains_missing_torch(monkeypatch):

@@ -1,10 +1,10 @@
-"""Relative-similarity test: REFERENCE §8 formulas, Monte-Carlo variance, p-value calibration."""
+"""Relative-similarity test: paper 1 §4.1 variance formulas, Monte-Carlo variance, p-value calibration."""
 
 import numpy as np
 import pytest
 import scipy.stats
 
-from mmd_keras import similarity
+from mmd_keras.evaluation import similarity
 
 
 def _k(a, b):
@@ -12,7 +12,7 @@ def _k(a, b):
 
 
 def _reference_test(x, y, z):
-    """REFERENCE §8 written out from the kernel matrices (paper 1's variance estimate)."""
+    """The variance of paper 1's code written out from the kernel matrices (paper 1, §4.1)."""
     m = float(len(x))
     k_xy, k_xz, k_yy, k_zz = _k(x, y), _k(x, z), _k(y, y), _k(z, z)
     np.fill_diagonal(k_yy, 0.0)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from mmd_keras import datasets, digits_classifier
+from mmd_keras import datasets
+from mmd_keras.evaluation import digits_classifier
 
 
 @pytest.fixture(scope="module")
