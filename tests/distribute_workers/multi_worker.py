@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mmd_keras import distribute  # noqa: E402
-from mmd_keras.losses.mmd import mmd2  # noqa: E402
+from mmd_keras.losses.estimators import mmd2  # noqa: E402
 
 OUT = sys.argv[1]
 STEPS, BLOCK, DIM, HIDDEN, OUT_DIM, LATENT, LR = 3, 4, 3, 5, 3, 2, 0.5

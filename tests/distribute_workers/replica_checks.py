@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mmd_keras import distribute  # noqa: E402
-from mmd_keras.losses.mmd import mmd2  # noqa: E402
+from mmd_keras.losses.estimators import mmd2  # noqa: E402
 
 BLOCK, DIM, HIDDEN, OUT, LATENT = 5, 3, 6, 4, 2
 NAMES = ("w1", "w2", "g")
