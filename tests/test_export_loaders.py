@@ -65,6 +65,9 @@ for job in json.loads(sys.argv[1]):
                   else {"batch_size": np.int32(value), "seed": np.int64(0)})
         calls.append(("bad/" + label, name, inputs))
     results = run(job["path"], calls)
+    for label, value in results.items():
+        if label[:4] != "bad/" and isinstance(value, str):
+            sys.exit(job["name"] + " " + label + ": " + value)
     errors.update({job["name"] + "/" + k[4:]: v for k, v in results.items() if k[:4] == "bad/"})
     np.savez(job["out"], **{s + "/" + k: v for s, o in results.items() if s[:4] != "bad/"
                             for k, v in o.items()})
