@@ -361,3 +361,30 @@ def test_sigkill_during_save_leaves_no_version(generator, tmp_path):
     assert export.next_version(str(run_dir)) == 2  # the temporary folder reserves its number
     path = export.export_generator(generator, root, "run", fingerprint="/w#1")
     assert os.listdir(run_dir) == ["1"] and export.find_export(root, "run", "/w#1") == path
+
+
+def test_readme_rest_bodies_run_against_a_digits_sized_export():
+    """The README's REST request bodies, fed as TF Serving's columnar "inputs" format."""
+    import re
+
+    from mmd_keras import networks
+
+    readme = open(os.path.join(os.path.dirname(__file__), os.pardir, "README.md")).read()
+    section = readme[readme.index("## Serving the generator"):]
+    section = section[:section.index("\n## ", 3)]
+    bodies = [json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", section, re.S)]
+    assert [b["signature_name"] for b in bodies] == ["serving_default", "sample"]
+    keras.utils.set_random_seed(0)
+    generator = networks.build_generator("small", image_size=8, channels=1, latent_dim=32)
+    path = export.export_generator(generator, f"ram://readme_{os.getpid()}", "digits")
+    loaded = tf.saved_model.load(path)
+    for body in bodies:
+        signature = loaded.signatures[body["signature_name"]]
+        specs = signature.structured_input_signature[1]
+        inputs = {k: tf.constant(v, specs[k].dtype) for k, v in body["inputs"].items()}
+        outputs = signature(**inputs)
+        assert outputs["images_uint8"].shape[1:] == (8, 8, 1)
+    latents = np.asarray(bodies[0]["inputs"]["latents"], np.float32)
+    np.testing.assert_array_equal(
+        loaded.signatures["serving_default"](latents=latents)["images"].numpy(),
+        generator(latents, training=False).numpy())

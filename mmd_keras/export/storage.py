@@ -147,7 +147,7 @@ def clean_stale(run_dir, fingerprint=None, now=None, stale_seconds=STALE_SECONDS
                             if sentinels[0] else (0, None))
         else:
             continue
-        if owner == mine and fingerprint or now - stamp > stale_seconds:
+        if (fingerprint and owner == mine) or now - stamp > stale_seconds:
             tf.io.gfile.rmtree(path)
             removed.append(path)
     return removed
