@@ -338,6 +338,7 @@ export.export_generator(generator, sys.argv[1], "run", fingerprint="/w#1")
 """
 
 
+@pytest.mark.slow
 def test_sigkill_during_save_leaves_no_version(generator, tmp_path):
     """A real SIGKILL of an exporting process while the SavedModel is being written: no
     numeric folder (TF Serving would load it), no claim, and the rerun cleans and exports."""
@@ -388,3 +389,22 @@ def test_readme_rest_bodies_run_against_a_digits_sized_export():
     np.testing.assert_array_equal(
         loaded.signatures["serving_default"](latents=latents)["images"].numpy(),
         generator(latents, training=False).numpy())
+
+
+def test_check_root_refuses_unusable_export_dirs_up_front(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    loop = tmp_path / "loop"
+    os.symlink(loop, loop)
+    export.check_root(str(tmp_path / "new" / "deeper"), "run")  # creatable: fine
+    export.check_root(f"ram://check_{os.getpid()}", "run")
+    for root, message in ((str(a_file), "is a file"), (str(a_file / "sub"), "is a file"),
+                          (str(loop / "sub"), "symlink loop")):
+        with pytest.raises(ValueError, match=rf"`root=.*{message}"):
+            export.check_root(root, "run")
+    assert sorted(os.listdir(tmp_path)) == ["file", "loop"]  # nothing written
+    if os.geteuid() != 0:  # root may write anywhere
+        read_only = tmp_path / "ro"
+        read_only.mkdir(mode=0o500)
+        with pytest.raises(ValueError, match="read-only"):
+            export.check_root(str(read_only), "run")

@@ -30,9 +30,9 @@ import tensorflow as tf
 
 from mmd_keras import rng
 from mmd_keras.export.signatures import SIGNATURES, GeneratorServingModule
-from mmd_keras.export.storage import (MARKER, STALE_SECONDS, clean_stale, find_export, join,
-                                      next_version, read_marker, run_fingerprint, versions,
-                                      write_version)
+from mmd_keras.export.storage import (MARKER, STALE_SECONDS, check_root, clean_stale,
+                                      find_export, join, next_version, read_marker,
+                                      run_fingerprint, versions, write_version)
 
 #: The largest batch a signature accepts unless ``export_generator(max_batch_size=...)``.
 DEFAULT_MAX_BATCH_SIZE = 4096
@@ -40,7 +40,7 @@ _RUN_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 
 
 def sample_latents(batch_size, latent_dim, seed, distribution="uniform"):
-    """Deprecated: use ``mmd_keras.rng.generation_latents(batch_size, latent_dim, distribution, seed)``."""
+    """Deprecated alias of ``mmd_keras.rng.generation_latents`` (argument order differs)."""
     warnings.warn("mmd_keras.export.sample_latents is deprecated; use "
                   "mmd_keras.rng.generation_latents", DeprecationWarning, stacklevel=2)
     return rng.generation_latents(batch_size, latent_dim, distribution, seed)
@@ -120,6 +120,7 @@ def export_generator(generator, root, run_name, version=None, *, latent_dim=None
         raise ValueError(f"Expected `fingerprint` to be None or a non-empty string. Received: "
                          f"`fingerprint={fingerprint!r}`")
     latent_dim = _latent_dim_of(generator, latent_dim)
+    check_root(root, run_name)
     _check_finite_weights(generator)
     module = GeneratorServingModule(generator, latent_dim, latent_distribution, max_batch_size)
 
@@ -133,5 +134,5 @@ def export_generator(generator, root, run_name, version=None, *, latent_dim=None
 
 
 __all__ = ["DEFAULT_MAX_BATCH_SIZE", "GeneratorServingModule", "MARKER", "SIGNATURES",
-           "STALE_SECONDS", "clean_stale", "export_generator", "find_export", "next_version",
-           "read_marker", "run_fingerprint", "versions"]
+           "STALE_SECONDS", "check_root", "clean_stale", "export_generator", "find_export",
+           "next_version", "read_marker", "run_fingerprint", "versions"]

@@ -42,7 +42,7 @@ class GeneratorServingModule(tf.Module):
         generator: ``keras.Model`` latents ``[b, latent_dim]`` → images ``[b, H, W, C]`` in
             [-1, 1] (or points ``[b, d]`` for the MLP toys).
         latent_dim: int, the generator's latent size.
-        latent_distribution: ``"uniform"`` or ``"normal"`` (:data:`mmd_keras.rng.LATENT_DISTRIBUTIONS`).
+        latent_distribution: ``"uniform"`` or ``"normal"`` (``rng.LATENT_DISTRIBUTIONS``).
         max_batch_size: int, the largest batch either signature accepts (a guard against a
             request that would exhaust the server's memory).
     """

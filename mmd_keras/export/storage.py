@@ -79,6 +79,47 @@ def _listdir(path):
         return []
 
 
+def check_root(root, run_name=None):
+    """Raises ``ValueError`` naming ``root`` if exports cannot be written there; writes nothing.
+
+    Meant to run before training (so a bad ``--export_dir`` fails in seconds, not after the
+    run). Local paths: the nearest existing ancestor of ``<root>/<run_name>`` must be a
+    writable directory, with no symlink loop on the way. Other filesystems (gs://, ram://):
+    only an existing non-directory is detected (permissions show only when writing).
+    """
+    path = join(root, run_name) if run_name else root
+    if not is_local(path):
+        for candidate in (root, path):
+            if tf.io.gfile.exists(candidate) and not tf.io.gfile.isdir(candidate):
+                raise ValueError(f"Expected `root` to be a directory. Received: `root={root}` "
+                                 f"(`{candidate}` is a file)")
+        return
+    import errno
+    import os
+
+    path = path[len("file://"):] if path.startswith("file://") else path
+    current = os.path.abspath(path)
+    while True:
+        try:
+            os.stat(current)
+            break
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise ValueError(f"Expected `root` to be a usable directory. Received: "
+                                 f"`root={root}` (a symlink loop at `{current}`)") from None
+            if error.errno not in (errno.ENOENT, errno.ENOTDIR) or \
+                    os.path.dirname(current) == current:
+                raise ValueError(f"Expected `root` to be a usable directory. Received: "
+                                 f"`root={root}` ({error.strerror} at `{current}`)") from None
+            current = os.path.dirname(current)
+    if not os.path.isdir(current):
+        raise ValueError(f"Expected `root` to be a directory. Received: `root={root}` "
+                         f"(`{current}` is a file)")
+    if not os.access(current, os.W_OK | os.X_OK):
+        raise ValueError(f"Expected `root` to be writable. Received: `root={root}` "
+                         f"(`{current}` is read-only)")
+
+
 def versions(run_dir):
     """Sorted numeric folder names of ``run_dir`` as ints (finished or not)."""
     return sorted(int(name) for name in _listdir(run_dir) if name.isdigit())
