@@ -408,3 +408,29 @@ def test_check_root_refuses_unusable_export_dirs_up_front(tmp_path):
         read_only.mkdir(mode=0o500)
         with pytest.raises(ValueError, match="read-only"):
             export.check_root(str(read_only), "run")
+
+
+def test_tf1_loader_in_process_runs_both_signatures(exported, generator, rng):
+    """TF Serving's loader path (restore op + Session), in-process for speed; the subprocess
+    versions for every architecture are in test_export_loaders.py."""
+    _, path, _ = exported
+    latents = rng.uniform(-1, 1, (3, LATENT_DIM)).astype(np.float32)
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+
+        def run(name, **inputs):
+            signature = meta.signature_def[name]
+            fetches = {k: graph.get_tensor_by_name(v.name) for k, v in signature.outputs.items()}
+            return session.run(fetches, {graph.get_tensor_by_name(signature.inputs[k].name): v
+                                         for k, v in inputs.items()})
+
+        served = run("serving_default", latents=latents)
+        sampled = run("sample", batch_size=np.int32(4), seed=np.int64(3))
+        prior = run("prior")
+    np.testing.assert_allclose(served["images"], generator(latents, training=False).numpy(),
+                               atol=2e-6)
+    recipe = rng_lib.generation_latents(4, LATENT_DIM, "uniform", 3).numpy()
+    np.testing.assert_array_equal(sampled["latents"], recipe)
+    np.testing.assert_allclose(sampled["images"], generator(recipe, training=False).numpy(),
+                               atol=2e-6)
+    assert prior["latent_dim"] == LATENT_DIM and prior["distribution"] == b"uniform"

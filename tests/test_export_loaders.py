@@ -196,6 +196,7 @@ def _bad_inputs(tmp_path):
                     ("sample", "batch_size=too_big", export.DEFAULT_MAX_BATCH_SIZE + 1)]
 
 
+@pytest.mark.slow  # ~20-60 s here; test_export.py runs the TF1 loader in-process, fast
 def test_tf1_session_loader_small_and_ema_with_input_checks(exported, tmp_path):
     """`tf.compat.v1.saved_model.loader.load` in a Session (TF Serving's path): both signatures
     give the generator's images, the EMA's when on; bad inputs fail naming the input."""
@@ -272,7 +273,7 @@ def test_saved_model_cli_run_rejects_bad_inputs_naming_them(exported, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [a for a in ARCHITECTURES if a != "small"] + ["small_ema"])
+@pytest.mark.parametrize("name", [a for a in ARCHITECTURES if a != "small"])
 def test_saved_model_cli_run_every_architecture(exported, tmp_path, name):
     generator, model, path = exported(name)
     latents = np.random.default_rng(2).uniform(-1, 1, (4, LATENT_DIM)).astype(np.float32)
