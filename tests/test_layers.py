@@ -39,7 +39,7 @@ CONV_CASES = [
                                                       power_iterations=n), (7, 7, 2)),
     ("deconv4x4_s2_same", lambda m, n: layers.SNConv2DTranspose(
         2, 4, strides=2, padding="same", sn_mode=m, power_iterations=n), (3, 3, 3)),
-    ("dense", lambda m, n: layers.SNDense(5, sn_mode=m, power_iterations=n), (7,)),
+    ("dense", lambda m, n: layers.SNDense(12, sn_mode=m, power_iterations=n), (40,)),
 ]
 
 

@@ -1,10 +1,15 @@
 """Network builders: parameter counts from the papers' tables, shapes, ranges, SN wiring, errors."""
 
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 import pytest
 
 from mmd_keras import layers, networks
+from mmd_keras.errors import ArgumentError
 
 
 def trainable_count(model):
@@ -167,20 +172,103 @@ def test_paper3_multiplier_uses_eight_and_ten_layers():
     (lambda: networks.build_critic("small", widths=(8, 8)), "widths"),
     (lambda: networks.build_critic("small", colour=3), "colour"),
     (lambda: networks.build_critic("small", learned_gain=True, sn_mode="none"), "sn_mode"),
-    (lambda: networks.validate("dcgan_s2", image_size=40), "image_size"),
-    (lambda: networks.validate("small", output_dim=-1), "output_dim"),
 ])
 def test_bad_input_raises_value_error_naming_the_argument(build, arg):
     with pytest.raises(ValueError, match=f"`{arg}"):
         build()
 
 
-def test_validate_accepts_buildable_sizes():
-    for arch, size in [("dcgan_s1", 48), ("dcgan_s2", 64), ("small", 16), ("celeba160", 160),
-                       ("resnet", 64), ("sngan", 32), ("dcgan_p1", 64)]:
-        assert networks.validate(arch, image_size=size) is None
+# One bad value per keyword argument; each must be refused by the builders' own checks.
+BAD_VALUES = {
+    "image_size": [0, "32", 32.0], "channels": [0, 2.5], "latent_dim": [0, True],
+    "output_dim": [-1], "data_dim": [0], "widths": [7, ("a",), (0,)], "batch_norm": ["sync", 1],
+    "leaky_slope": [-0.1, "0.2"], "name": ["", 3], "sn_mode": ["spectral", None],
+    "learned_gain": ["yes"], "pico_gain": [0, -1.0], "power_iterations": [0, 1.5],
+    "constraint_target": [0.0, float("nan")],
+}
+
+
+def _bad_cases():
+    for arch in networks.ARCHITECTURES:
+        for role, build in (("generator", networks.build_generator),
+                            ("critic", networks.build_critic)):
+            builder = networks._builder(arch, role)
+            for arg in networks._accepted(builder):
+                for value in BAD_VALUES[arg]:
+                    if role == "critic" and arg == "sn_mode" and value is None:
+                        continue  # None is the critic's "default"
+                    yield pytest.param(build, arch, role, arg, value,
+                                       id=f"{arch}-{role}-{arg}={value!r}")
+
+
+@pytest.mark.parametrize("build,arch,role,arg,value", list(_bad_cases()))
+def test_every_bad_argument_raises_argument_error_naming_it(build, arch, role, arg, value):
+    with pytest.raises(ArgumentError, match=f"Expected .*Received: `{arg}=") as caught:
+        build(arch, **{arg: value})
+    assert caught.value.argument == arg and caught.value.owner == role
+
+
+def test_unknown_argument_and_arch_are_argument_errors():
+    with pytest.raises(ArgumentError) as caught:
+        networks.build_generator("small", output_dim=3)  # a critic argument
+    assert (caught.value.argument, caught.value.owner) == ("output_dim", "generator")
+    with pytest.raises(ArgumentError) as caught:
+        networks.build_critic("vgg")
+    assert (caught.value.argument, caught.value.owner) == ("arch", "critic")
+
+
+def test_image_size_is_checked_once_by_the_builders():
+    """celeba160 at 48 px: the generator (4 up-blocks) builds, the 5-conv critic refuses it."""
+    assert networks.build_generator("celeba160", image_size=48, widths=(4,) * 5).output_shape == (
+        None, 48, 48, 3)
+    with pytest.raises(ArgumentError) as caught:
+        networks.build_critic("celeba160", image_size=48, widths=(4,) * 5)
+    assert (caught.value.argument, caught.value.owner) == ("image_size", "critic")
+    with pytest.warns(DeprecationWarning), pytest.raises(ArgumentError) as caught:
+        networks.validate("celeba160", image_size=48)
+    assert (caught.value.argument, caught.value.owner) == ("image_size", "critic")
+    with pytest.warns(DeprecationWarning), pytest.raises(ArgumentError) as caught:
+        networks.validate("small", output_dim=-1)
+    assert (caught.value.argument, caught.value.owner) == ("output_dim", "critic")
+    assert not hasattr(networks, "_IMAGE_RULES")
+
+
+def test_validate_builds_what_the_builders_build():
+    with pytest.warns(DeprecationWarning):
+        assert networks.validate("small", image_size=32, channels=3, latent_dim=4, output_dim=2,
+                                 sn_mode="pico", learned_gain=True, batch_norm=None) is None
     assert set(networks.ARCHITECTURES) == {"dcgan_s1", "dcgan_s2", "sngan", "resnet", "dcgan_p1",
                                            "celeba160", "mlp", "small"}
+
+
+def test_registries_sn_modes_and_default_sn_mode():
+    assert networks.SN_MODES == ("default", "none", "pim", "pico", "constraint")
+    assert set(networks.SN_MODES) == {"default", "constraint"} | set(layers.SN_LAYER_MODES)
+    for arch, entry in networks.ARCHITECTURES.items():
+        assert networks.default_sn_mode(arch) == entry.critic_sn_mode
+        assert entry.critic_sn_mode in networks.SN_MODES[1:]
+    critic = networks.build_critic("small", image_size=8, widths=(2,))
+    assert not any(hasattr(layer, "sn_mode") for layer in critic.layers)
+    critic = networks.build_critic("dcgan_s1", widths=(2,) * 7, sn_mode="default")
+    assert critic.get_layer("conv0").sn_mode == "pico"
+    generator = networks.build_generator("dcgan_s1", widths=(2,) * 4, sn_mode="default")
+    assert not any(hasattr(layer, "sn_mode") for layer in generator.layers)
+
+
+def test_networks_import_is_tf_free():
+    """The registries load without the builder modules (which import Keras and TensorFlow)."""
+    code = textwrap.dedent("""
+        import sys
+        import mmd_keras
+        before = set(sys.modules)
+        import mmd_keras.networks
+        new = set(sys.modules) - before
+        heavy = sorted(m for m in new if m.split(".")[0] in ("tensorflow", "keras")
+                       or m.startswith(("mmd_keras.layers", "mmd_keras.networks.common")))
+        assert not heavy, heavy
+        assert "dcgan_s1" in mmd_keras.networks.ARCHITECTURES
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_generator_batch_norm_modes():

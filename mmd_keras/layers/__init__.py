@@ -14,7 +14,7 @@ from mmd_keras.layers.pico import (
     operator_sigma,
 )
 from mmd_keras.layers.spectral_norm import (
-    SN_MODES,
+    SN_LAYER_MODES,
     SNConv2D,
     SNConv2DTranspose,
     SNDense,
@@ -22,7 +22,7 @@ from mmd_keras.layers.spectral_norm import (
 )
 
 __all__ = [
-    "SN_MODES",
+    "SN_LAYER_MODES",
     "SNConv2D",
     "SNConv2DTranspose",
     "SNDense",
@@ -36,3 +36,11 @@ __all__ = [
     "operator_sigma",
     "validate_sn_mode",
 ]
+
+
+def __getattr__(name):
+    if name == "SN_MODES":  # deprecated name, see spectral_norm.SN_LAYER_MODES
+        from mmd_keras.layers import spectral_norm
+
+        return spectral_norm.SN_MODES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

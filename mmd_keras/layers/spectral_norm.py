@@ -28,15 +28,27 @@ a step with the same state. Under mixed precision the kernel read inside ``call`
 autocast one, so ``σ`` is the norm of exactly the operator applied.
 """
 
+import warnings
+
 import keras
 import tensorflow as tf
 
 from mmd_keras.layers import pico
 
-SN_MODES = ("none", "pim", "pico")
+#: ``sn_mode`` of the SN layers. The network builders add "default" and "constraint"
+#: (``mmd_keras.networks.SN_MODES``).
+SN_LAYER_MODES = ("none", "pim", "pico")
 
 
-def validate_sn_mode(sn_mode, accepted=SN_MODES, arg="sn_mode"):
+def __getattr__(name):
+    if name == "SN_MODES":  # deprecated name (the networks' SN_MODES has more values)
+        warnings.warn("`SN_MODES` of mmd_keras.layers is now `SN_LAYER_MODES`.",
+                      DeprecationWarning, stacklevel=2)
+        return SN_LAYER_MODES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def validate_sn_mode(sn_mode, accepted=SN_LAYER_MODES, arg="sn_mode"):
     """Raises ``ValueError`` naming ``arg`` unless ``sn_mode`` is one of ``accepted``."""
     if sn_mode not in accepted:
         raise ValueError(
