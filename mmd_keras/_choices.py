@@ -98,7 +98,7 @@ DEFAULT_SN_MODES = {'dcgan_s1': 'pico',
  'celeba160': 'none',
  'mlp': 'none',
  'small': 'none'}
-SN_MODES = ('none', 'pim', 'pico', 'constraint')
+SN_MODES = ('default', 'none', 'pim', 'pico', 'constraint')
 STRATEGIES = ('default', 'one_device', 'mirrored', 'multi_worker', 'tpu')
 ACROSS_REPLICAS = ('block', 'global')
 CRITIC_SCHEDULES = ('fixed', 'paper2', 'joint')

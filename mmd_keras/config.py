@@ -31,7 +31,7 @@ STRATEGIES = _choices.STRATEGIES
 CRITIC_SCHEDULES = _choices.CRITIC_SCHEDULES
 LATENT_DISTRIBUTIONS = _choices.LATENT_DISTRIBUTIONS
 #: ``default`` = the architecture's paper setting (``_choices.DEFAULT_SN_MODES``).
-SN_MODES = ("default",) + _choices.SN_MODES
+SN_MODES = _choices.SN_MODES
 ACROSS_REPLICAS = _choices.ACROSS_REPLICAS
 IMAGE_DATASETS = ("cifar10", "stl10", "celeb_a", "downsampled_imagenet/64x64", "lsun/bedroom",
                   "mnist", "fashion_mnist", "image_folder", "digits", "photo_patches")
