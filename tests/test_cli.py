@@ -106,7 +106,7 @@ def test_every_config_named_in_the_docs_exists():
         named |= set(re.findall(r"configs/(\w+)\.cfg", text))
         named |= set(re.findall(r"--config=(\w+)", text))
         named |= set(re.findall(r"`(\w+)\.cfg`", text))
-    named.discard("flags")  # <workdir>/flags.cfg, the file a run writes
+    named -= {"flags", "NAME"}  # <workdir>/flags.cfg (a run writes it); --config=NAME
     assert "imagenet64" in named
     assert named <= set(CONFIGS), named - set(CONFIGS)
 
@@ -144,29 +144,40 @@ def _documented_commands():
     return commands
 
 
-def test_every_documented_command_dry_runs(tmp_path):
-    commands = _documented_commands()
-    assert len(commands) >= 12 and any("tpu_vm.sh" in c for _, c in commands)
+def _dry_run_words(words, tmp_path):
+    return [*words, "--dry_run", f"--workdir={tmp_path / 'run'}"]
+
+
+def test_every_documented_launcher_command_dry_runs(tmp_path, capsys):
+    """`python -m mmd_keras.launch ...` and `mmd-keras ...` commands, through `launch.main` (the
+    program's whole main; `test_every_launch_script_dry_runs` covers the process boundary)."""
+    commands = [(s, c) for s, c in _documented_commands() if not c.startswith("launch/")]
+    assert len(commands) >= 12
     for source, command in commands:
         words = shlex.split(command)
-        words = [w for w in words if "=" not in w or not w.split("=")[0].isupper()]  # VAR=x
-        if words[0].startswith("launch/"):
-            args = [os.path.join(REPO, words[0]), *words[1:]]
-            env = {**ENV, "PATH": f"{os.path.dirname(sys.executable)}:{ENV['PATH']}",
-                   "TPU": "local"}
-        else:
-            skip = 1 if words[0] == "mmd-keras" else 3
-            args = [sys.executable, "-m", "mmd_keras.launch", *words[skip:]]
-            env = ENV
+        words = words[1:] if words[0] == "mmd-keras" else words[3:]
         if any(w in ("--help", "-h", "--helpfull", "--list_configs") for w in words):
-            result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True,
-                                    timeout=300)
-            assert result.returncode == 0 and result.stdout, (source, command)
+            assert launch.main(["prog", *words]) == 0 and capsys.readouterr().out
             continue
-        args += ["--dry_run", f"--workdir={tmp_path / 'run'}"]
-        env = {**env, "WORKDIR": str(tmp_path / "mw")}  # launch/multi_worker_local.sh's logs
-        result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True,
-                                timeout=300)
+        code = launch.main(["prog", *_dry_run_words(words, tmp_path)])
+        captured = capsys.readouterr()
+        assert code == 0, (source, command, captured.err[-2000:])
+        assert "Resolved configuration" in captured.out, (source, command)
+
+
+@pytest.mark.slow
+def test_every_launch_script_dry_runs(tmp_path):
+    """The launch/*.sh commands of the README, run as scripts: every flag they pass exists."""
+    commands = [(s, c) for s, c in _documented_commands() if c.startswith("launch/")]
+    assert {c.split()[0] for _, c in commands} == {
+        f"launch/{name}" for name in os.listdir(os.path.join(REPO, "launch"))}
+    env = {**ENV, "PATH": f"{os.path.dirname(sys.executable)}:{ENV['PATH']}", "TPU": "local",
+           "WORKDIR": str(tmp_path / "mw")}  # WORKDIR: where multi_worker_local.sh logs
+    for source, command in commands:
+        words = [w for w in shlex.split(command) if not re.match(r"[A-Z0-9_]+=", w)]
+        result = subprocess.run([os.path.join(REPO, words[0]),
+                                 *_dry_run_words(words[1:], tmp_path)],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, (source, command, result.stderr[-2000:])
         output = result.stdout
         if "multi_worker_local.sh" in command:  # each worker writes its own log
