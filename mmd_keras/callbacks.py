@@ -216,8 +216,22 @@ def _learning_rate(optimizer):
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
+def _unlogged_learning_rates(model, logs):
+    """``[(role, rate)]`` of the optimizers whose rate the train step did not log itself
+    (MMDGAN logs ``generator_lr``/``critic_lr``): each scalar gets one tag."""
+    rates = []
+    for role in ("generator", "critic"):
+        optimizer = getattr(model, f"{role}_optimizer", None)
+        if optimizer is not None and f"{role}_lr" not in logs:
+            rates.append((role, _learning_rate(optimizer)))
+    return rates
+
+
 class ScalarLogger(keras.callbacks.Callback):
     """TensorBoard scalars (every logged value + learning rates) at the generator step.
+
+    Learning rates the train step already logs (``generator_lr``/``critic_lr``) are written
+    once, under those tags; otherwise as ``learning_rate/generator`` and ``learning_rate/critic``.
 
     Args:
         writer: ``tf.summary`` writer.
@@ -245,11 +259,8 @@ class ScalarLogger(keras.callbacks.Callback):
                 array = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
                 if array.size == 1:
                     tf.summary.scalar(key, float(array.reshape(-1)[0]), step=step)
-            for name in ("generator_optimizer", "critic_optimizer"):
-                optimizer = getattr(self.model, name, None)
-                if optimizer is not None:
-                    tf.summary.scalar(f"learning_rate/{name.split('_')[0]}",
-                                      _learning_rate(optimizer), step=step)
+            for role, rate in _unlogged_learning_rates(self.model, logs or {}):
+                tf.summary.scalar(f"learning_rate/{role}", rate, step=step)
 
     def on_epoch_end(self, epoch, logs=None):
         self.writer.flush()
@@ -321,10 +332,8 @@ class ConsoleLog(keras.callbacks.Callback):
             array = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
             if array.size == 1:
                 parts.append(f"{key}={float(array.reshape(-1)[0]):.4g}")
-        for name in ("generator_optimizer", "critic_optimizer"):
-            optimizer = getattr(self.model, name, None)
-            if optimizer is not None:
-                parts.append(f"lr_{name[0]}={_learning_rate(optimizer):.3g}")
+        for role, rate in _unlogged_learning_rates(self.model, logs):
+            parts.append(f"lr_{role[0]}={rate:.3g}")
         eta = (self.total_steps - step) / rate if rate > 0 else float("inf")
         parts.append(f"{rate:.2f} steps/s")
         parts.append(f"ETA {_duration(eta)}" if math.isfinite(eta) else "ETA ?")

@@ -108,7 +108,10 @@ def smoke_run(tmp_path_factory):
     """The deterministic smoke run as a user runs it (subprocess), uninterrupted; run from the
     workdir's parent so the default ``--export_dir=saved_models`` lands beside it."""
     workdir = tmp_path_factory.mktemp("smoke") / "run"
-    result = _launch(*SMOKE_FLAGS, f"--workdir={workdir}", cwd=workdir.parent)
+    env = {k: v for k, v in ENV.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-m", "mmd_keras.launch", *SMOKE_FLAGS,
+                             f"--workdir={workdir}"], cwd=workdir.parent, env=env,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result
 
@@ -129,8 +132,13 @@ def test_smoke_run_end_to_end(smoke_run):
     # Every location is printed.
     for word in ("flags.cfg", "ckpt-24", "step_0000024.png", "tensorboard", "saved_models"):
         assert word in result.stdout, word
-    # The progress bar counts generator steps (epochs of 6).
-    assert "6/6" in result.stdout and "Epoch 4/4" in result.stdout
+    # Not a terminal: one plain line every --log_every=2 generator steps, no progress bar.
+    progress = [line for line in result.stdout.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in progress] == [f"{s}/24" for s in range(2, 25, 2)]
+    assert all("critic_loss=" in line and "ETA " in line for line in progress)
+    assert "\x08" not in result.stdout and "\x1b[" not in result.stdout
+    # TensorFlow's C++ start-up lines are hidden (TF_CPP_MIN_LOG_LEVEL is not set here).
+    assert "oneDNN" not in result.stderr and "cuda" not in result.stderr.lower(), result.stderr
     png = tf.io.decode_png(tf.io.read_file(str(workdir / "samples" / "latest.png"))).numpy()
     assert png.shape[-1] == 1 and png.shape[0] > 64 and len(np.unique(png)) > 10
     assert (workdir / "samples" / "step_0000018.png").exists()
@@ -202,7 +210,9 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
         return dataset.enumerate(start_step).map(
             lambda i, x: tf.where(i >= 5, tf.fill(tf.shape(x), float("nan")), x))
 
-    monkeypatch.setattr(training, "build_dataset", poisoned)
+    from mmd_keras import runner
+
+    monkeypatch.setattr(runner, "build_dataset", poisoned)
     monkeypatch.chdir(tmp_path)  # the default --export_dir=saved_models is relative
     workdir = tmp_path / "nan"
     code = launch.main(["prog", f"--flagfile={SMOKE}", f"--workdir={workdir}"])
