@@ -186,6 +186,29 @@ def test_sigkill_and_resume_ends_with_identical_weights(smoke_run, tmp_path):
         np.testing.assert_array_equal(final[key], value, err_msg=key)
 
 
+@pytest.mark.slow
+def test_steps_per_execution_through_the_launcher_matches_one_step_per_call(smoke_run, tmp_path):
+    """`--steps_per_execution=2` (TPU-style: 2 generator steps per host call) trains the same
+    run: checkpoints at the same steps, final weights equal to one step per call."""
+    from mmd_keras.config import RunConfig
+
+    assert training.build_model(RunConfig(steps_per_execution=2)).steps_per_execution == 2
+    reference, _ = smoke_run
+    workdir = tmp_path / "spe"
+    result = _launch(*SMOKE_FLAGS, "--steps_per_execution=2",
+                     f"--workdir={workdir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--steps_per_execution=2" in (workdir / "flags.cfg").read_text()
+    saved = sorted(int(n[5:-6]) for n in os.listdir(workdir / "checkpoints")
+                   if n.endswith(".index"))
+    assert saved == [4, 8, 12, 16, 20, 24]
+    final = _checkpoint_values(str(workdir / "checkpoints" / "ckpt-24"))
+    expected = _checkpoint_values(str(reference / "checkpoints" / "ckpt-24"))
+    assert final.keys() == expected.keys()
+    for key, value in expected.items():
+        np.testing.assert_allclose(final[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
 def test_locked_workdir_refuses_a_second_run(tmp_path, capsys):
     workdir = tmp_path / "busy"
     lock = training.WorkdirLock(str(workdir)).acquire()  # Stands for a run in progress.
