@@ -246,9 +246,8 @@ def check_int(value, name, minimum=0, maximum=INT64_MAX):
     """The one integer check of the command line: a ConfigError naming ``--name`` unless
     ``value`` is an int (not a bool) in ``[minimum, maximum]``; returns ``value``."""
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        bound = f">= {minimum}" if maximum == INT64_MAX else f"in [{minimum}, {maximum}]"
-        _bad(name, f"an integer {bound} (at most 2**63-1, int64)" if maximum == INT64_MAX
-             else f"an integer {bound}", value)
+        _bad(name, f"an integer >= {minimum} (at most 2**63-1, int64)" if maximum == INT64_MAX
+             else f"an integer in [{minimum}, {maximum}]", value)
     return value
 
 

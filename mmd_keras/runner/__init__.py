@@ -7,8 +7,8 @@ lock created. :func:`dry_run` is preflight without data, weights, strategy or lo
 
 Modules: :mod:`~mmd_keras.runner.checks` (preflight), :mod:`~mmd_keras.runner.workdir` (lock,
 ``flags.cfg``/``run.json``), :mod:`~mmd_keras.runner.build` (strategy, data, model,
-checkpoints, callbacks), :mod:`~mmd_keras.runner.evaluation` (the per-dataset evaluation plan),
-:mod:`~mmd_keras.runner.report` (what the run prints at the end).
+checkpoints, callbacks), :mod:`~mmd_keras.runner.evaluation` (the per-dataset evaluation plan)
+and, here, the story and what the run prints at the end.
 """
 
 import contextlib
@@ -19,13 +19,13 @@ import time
 
 from mmd_keras import config as config_lib
 from mmd_keras.config import ConfigError
-from mmd_keras.runner import build, checks, evaluation, report, workdir
+from mmd_keras.runner import build, checks, evaluation, workdir
 from mmd_keras.runner.build import build_dataset, build_model, fit_plan
 from mmd_keras.runner.checks import (RUN_FILE, build_loss, check_eval_weights, check_workdir,
                                      loss_params, networks_kwargs, preflight)
 from mmd_keras.runner.workdir import FLAGS_FILE, LOCK_FILE, WorkdirLock, worker_config
 
-from mmd_keras.runner.report import EXIT_NON_FINITE, EXIT_OK
+EXIT_OK, EXIT_NON_FINITE = 0, 1
 
 
 @dataclasses.dataclass
@@ -61,11 +61,15 @@ def run(config, argv=None, print_fn=print, strategy=None):
         parts = preflight(config)
     lock = WorkdirLock(config.workdir).acquire()
     try:
-        state = build_run(config, strategy, parts, print_fn)
-        restore_run(state, lock)
+        try:
+            state = build_run(config, strategy, parts, print_fn)
+            restore_run(state)
+        except BaseException:  # e.g. a foreign checkpoint: leave no lock file behind
+            lock.release(remove_if_created=True)
+            raise
         start_run(state, argv, print_fn)
         fit_run(state)
-        return report.final_report(state, print_fn)
+        return final_report(state, print_fn)
     finally:
         lock.release()
 
@@ -95,16 +99,12 @@ def build_run(config, strategy, parts, print_fn):
     return state
 
 
-def restore_run(state, lock):
-    """Restores the latest checkpoint; a foreign one releases the lock and removes what it made."""
+def restore_run(state):
+    """Restores the latest checkpoint (ConfigError when it belongs to another run)."""
     from mmd_keras import callbacks as cb
 
-    try:
-        with state.strategy.scope():
-            state.restored = build.restore(state.checkpoints, state.config)
-    except ConfigError:
-        lock.release(remove_if_created=True)
-        raise
+    with state.strategy.scope():
+        state.restored = build.restore(state.checkpoints, state.config)
     state.start_step = cb.current_step(state.model)
 
 
@@ -138,6 +138,62 @@ def fit_run(state):
     state.writer.flush()
     state.elapsed = time.time() - started
 
+
+# --- the end of a run ----------------------------------------------------------------------------
+def final_report(state, print_fn):
+    """Prints the outcome and every output location, exports the generator; the exit code."""
+    from mmd_keras import callbacks as cb
+
+    config = state.config
+    if state.guard.failed:
+        print_fn(f"error: {state.guard.message}")
+        return EXIT_NON_FINITE
+    if state.start_step >= config.steps:
+        print_fn(f"Nothing to train: the checkpoint is at step {state.start_step} >= --steps.")
+    step = cb.current_step(state.model)
+    print_fn(f"Trained to generator step {step} in {state.elapsed:.1f} s.")
+    manager = state.checkpoints.manager
+    best = (f"; best by {config.best_metric} in {state.checkpoints.best_manager.directory}"
+            if state.evaluation is not None else "")
+    print_fn(f"  checkpoints:     {manager.latest_checkpoint} (latest {config.keep_checkpoints} "
+             f"kept{best})")
+    print_fn(f"  sample grids:    {state.paths['samples']} (latest: {state.samples.last_path})")
+    print_fn(f"  TensorBoard:     tensorboard --logdir {state.paths['tensorboard']}")
+    _report_kid(state, step, print_fn)
+    _export(state, print_fn)
+    return EXIT_OK
+
+
+def _report_kid(state, step, print_fn):
+    evaluation, config = state.evaluation, state.config
+    if evaluation is None or not evaluation.last_metrics:
+        return
+    kid = evaluation.last_metrics
+    print_fn(f"  KID ({evaluation.extractor.name} features, raw scale, "
+             f"{config.eval_num_samples} samples, {config.kid_subsets} subsets of "
+             f"{evaluation.kid_subset_size}) at step {step}: {kid['kid']:.5f} +- "
+             f"{kid['kid_std']:.5f}")
+    if state.kid_floor is not None:
+        print_fn(f"  KID real-vs-real floor (training vs held-out digits): "
+                 f"{state.kid_floor.mean:.5f} +- {state.kid_floor.std:.5f}")
+
+
+def _export(state, print_fn):
+    config = state.config
+    export_dir = os.path.join(state.paths["saved_models"], config.name)
+    if config.export and state.start_step >= config.steps and os.path.isdir(export_dir):
+        print_fn(f"  SavedModel:      already exported under {export_dir}")
+    elif config.export:
+        from mmd_keras import export
+
+        path = export.export_generator(state.model.sampling_generator,
+                                       state.paths["saved_models"], config.name,
+                                       latent_dim=config.latent_dim,
+                                       latent_distribution=config.latent_distribution)
+        print_fn(f"  SavedModel:      {path}  (saved_model_cli show --dir {path} --all)")
+
+
+# --- the dry run ---------------------------------------------------------------------------------
 
 @contextlib.contextmanager
 def _dtype_policy(name):
@@ -190,7 +246,7 @@ def dry_run(config, stdout=None):
     return EXIT_OK
 
 
-__all__ = ["run", "dry_run", "preflight", "check_workdir", "check_eval_weights", "build_loss",
+__all__ = ["run", "dry_run", "preflight", "ConfigError", "check_workdir", "check_eval_weights", "build_loss",
            "build_model", "build_dataset", "fit_plan", "loss_params", "networks_kwargs",
            "worker_config", "WorkdirLock", "RUN_FILE", "FLAGS_FILE", "LOCK_FILE", "EXIT_OK",
            "EXIT_NON_FINITE"]
