@@ -56,6 +56,10 @@ def _bad_cases(tmp):
         (["--strategy=horovod"], "strategy"),
         (["--loss=swgan"], "critic_output_dim"),
         (["--image_size=24"], "image_size"),
+        # The builders' own check, run once in preflight: names the flag, leaves no .lock.
+        (["--dataset=photo_patches", "--architecture=celeba160", "--image_size=48",
+          "--generator_widths=", "--critic_widths="], "image_size"),
+        (["--critic_widths=8,8,8,8,8,8"], "critic_widths"),
         ([f"--export_dir={a_file}"], "export_dir"),
         (["--batch_size=1"], "batch_size"),
         (["--steps=-5"], "steps"),
