@@ -171,9 +171,6 @@ def test_help_lists_every_flag_and_the_evaluation_code_imports_no_tensorflow(mod
     assert loaded == "none" and seconds < 2.0, (loaded, seconds)
 
 
-@pytest.mark.xfail(strict=False, reason="mmd_keras/__init__.py imports keras (12-17 s); the "
-                   "CLI helper makes it lazy (issue 12). The evaluation code itself is TF-free: "
-                   "see test_help_lists_every_flag_and_the_evaluation_code_imports_no_tensorflow")
 def test_help_and_flag_errors_import_no_tensorflow_through_the_package():
     exit_code, stdout, _, loaded, seconds = _run_cli(["--help"])
     _assert_full_help(exit_code, stdout)
