@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from mmd_keras import losses
-from mmd_keras import training_utils as tu
+from mmd_keras import rng as tu
 from mmd_keras.models import MMDGAN, paper2_critic_steps
 
 LATENT_DIM, BATCH = 4, 6
