@@ -194,14 +194,14 @@ def _worker(schedule, backup_dir, out, kill_at=None):
 @pytest.mark.slow
 def test_backup_and_restore_after_sigkill_is_exact(tmp_path, deterministic):
     """A real SIGKILL of the training process (no cleanup runs) at step 7, then a rerun."""
-    command = [sys.executable, os.path.abspath(__file__), "paper2", str(tmp_path / "backup"), str(tmp_path / "out.npz")]
+    command = [sys.executable, os.path.abspath(__file__), "fixed", str(tmp_path / "backup"), str(tmp_path / "out.npz")]
     killed = subprocess.run(command + ["7"], capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert os.path.exists(tmp_path / "backup" / "latest.weights.h5") and not os.path.exists(tmp_path / "out.npz")
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     with np.load(tmp_path / "out.npz") as saved:
-        assert_same_state(dict(saved), uninterrupted("paper2"))
+        assert_same_state(dict(saved), uninterrupted("fixed"))
 
 
 # ------------------------------------------------------------------------ evaluate / predict
