@@ -395,9 +395,10 @@ class MMDGAN(keras.Model):
     def make_test_function(self, force=False):
         """Keras's test function; first creates one `keras.metrics.Mean` per logged value."""
         if not self._evaluation_trackers:
-            # The names of the loss's logs: one eager call on 2 images (`evaluate` calls this
-            # eagerly; `tf.init_scope` would pause the gradient-penalty tape).
-            keys = list(self._evaluation_logs(tf.zeros((2,) + self._image_shape), tf.constant(0, tf.int64)))
+            # The names of the loss's logs: one eager call on 2 images, in replica context (an
+            # all-gather of features needs it). `evaluate` calls this eagerly.
+            keys = list(self.distribute_strategy.run(
+                self._evaluation_logs, args=(tf.zeros((2,) + self._image_shape), tf.constant(0, tf.int64))))
             with self.distribute_strategy.scope():
                 self._evaluation_trackers = {key: keras.metrics.Mean(name=key) for key in keys}
         return super().make_test_function(force)

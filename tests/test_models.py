@@ -367,7 +367,7 @@ def test_xla_train_step_with_witness_gradient_penalty_matches_eager():
 # Every loss in the critic/generator modes ("fixed") and in the "both" mode ("joint"); paper2
 # adds only a `tf.cond` around the same critic steps, checked with two losses (one with state).
 XLA_CASES = ([(name, "fixed") for name in sorted(losses.LOSSES)] + [(name, "joint") for name in sorted(losses.LOSSES)]
-             + [("mmd", "paper2"), ("sobolev", "paper2")])
+             + [("repulsive", "paper2"), ("sobolev", "paper2")])
 
 
 @pytest.mark.slow
@@ -391,7 +391,7 @@ def test_steps_per_execution_gives_the_weights_of_single_steps():
     the same computation as two calls: bitwise equal weights."""
     states = []
     for steps_per_execution in (1, 2):
-        model = smooth_model("repulsive", False, "paper2", steps_per_execution)
+        model = smooth_model("repulsive", False, "fixed", steps_per_execution)
         model.fit(smooth_data(4), epochs=1, verbose=0)
         assert int(model.step.numpy()) == 4
         states.append(values(model.variables))
