@@ -205,6 +205,46 @@ def _phases_supported(layer):
             and layer.strides[0] == layer.strides[1])
 
 
+def layer_implementation(layer, implementation="auto"):
+    """``"phases"`` or ``"native"`` for a Keras ``Conv2D``/``Conv2DTranspose``-like ``layer``.
+
+    ``"auto"`` resolves with :func:`default_implementation`, then falls back to ``"native"``
+    for configurations the decomposition does not cover (dilation, groups, output_padding,
+    channels_first); an explicit ``"phases"`` on such a layer raises ``ValueError``.
+    """
+    choice = default_implementation() if implementation == "auto" else implementation
+    if choice == "phases" and not _phases_supported(layer):
+        if implementation == "phases":
+            raise ValueError(
+                "Expected channels_last, dilation_rate=1, groups=1, output_padding=None and "
+                f"equal strides with `implementation='phases'`. Received: the config of {layer.name!r}")
+        choice = "native"
+    return choice
+
+
+def convolution(layer, inputs, kernel, implementation="auto"):
+    """The linear part of a Keras ``Conv2D`` ``layer`` (no bias) with ``kernel``, fast on every device.
+
+    For layers that compute their own kernel (e.g. spectral normalization): equals
+    ``layer.convolution_op(inputs, kernel)``; under ``"phases"`` its input gradient runs
+    through :func:`conv2d`.
+    """
+    if layer_implementation(layer, implementation) == "phases":
+        return conv2d(inputs, kernel, layer.strides, layer.padding)
+    return layer.convolution_op(inputs, kernel)
+
+
+def conv_transpose(layer, inputs, kernel, implementation="auto"):
+    """The linear part of a Keras ``Conv2DTranspose`` ``layer`` (no bias) with ``kernel``."""
+    if layer_implementation(layer, implementation) == "phases":
+        return conv2d_transpose(inputs, kernel, layer.compute_output_shape(inputs.shape),
+                                layer.strides, layer.padding)
+    return keras.ops.conv_transpose(
+        inputs, kernel, strides=list(layer.strides), padding=layer.padding,
+        output_padding=layer.output_padding, dilation_rate=layer.dilation_rate,
+        data_format=layer.data_format)
+
+
 class _ImplementationMixin:
     """``implementation=`` argument, resolved at build time (see :func:`default_implementation`)."""
 
@@ -215,14 +255,7 @@ class _ImplementationMixin:
 
     def build(self, input_shape):
         super().build(input_shape)
-        choice = default_implementation() if self.implementation == "auto" else self.implementation
-        if choice == "phases" and not _phases_supported(self):
-            if self.implementation == "phases":
-                raise ValueError(
-                    "Expected channels_last, dilation_rate=1, groups=1, output_padding=None and "
-                    f"equal strides with `implementation='phases'`. Received: the config of {self.name!r}")
-            choice = "native"
-        self.resolved_implementation = choice
+        self.resolved_implementation = layer_implementation(self, self.implementation)
 
     def get_config(self):
         config = super().get_config()
@@ -254,8 +287,8 @@ class Conv2D(_ImplementationMixin, keras.layers.Conv2D):
     def call(self, inputs, training=False):
         if self.resolved_implementation != "phases":
             return super().call(inputs)
-        return self._finish(conv2d(inputs, tf.convert_to_tensor(self.kernel), self.strides,
-                                   self.padding))
+        kernel = tf.convert_to_tensor(self.kernel)
+        return self._finish(convolution(self, inputs, kernel, self.resolved_implementation))
 
 
 @keras.saving.register_keras_serializable(package="mmd_keras")
@@ -266,6 +299,5 @@ class Conv2DTranspose(_ImplementationMixin, keras.layers.Conv2DTranspose):
     def call(self, inputs, training=False):
         if self.resolved_implementation != "phases":
             return super().call(inputs)
-        output_shape = self.compute_output_shape(inputs.shape)
-        return self._finish(conv2d_transpose(inputs, tf.convert_to_tensor(self.kernel), output_shape,
-                                             self.strides, self.padding))
+        kernel = tf.convert_to_tensor(self.kernel)
+        return self._finish(conv_transpose(self, inputs, kernel, self.resolved_implementation))

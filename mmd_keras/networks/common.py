@@ -5,6 +5,7 @@ import math
 import keras
 
 from mmd_keras import layers as sn_layers
+from mmd_keras.layers import conv as conv_layers
 
 SN_MODES = ("none", "pim", "pico", "constraint")
 #: Generator batch norm: off, per-replica statistics, or statistics of the global batch
@@ -112,11 +113,11 @@ class LayerFactory:
         return keras_class(*args, kernel_constraint=self.constraint, **kwargs)
 
     def conv(self, filters, kernel_size, strides=1, name=None):
-        return self._make(sn_layers.SNConv2D, keras.layers.Conv2D, filters, kernel_size,
+        return self._make(sn_layers.SNConv2D, conv_layers.Conv2D, filters, kernel_size,
                           strides=strides, padding="same", name=name)
 
     def deconv(self, filters, kernel_size, strides=2, name=None):
-        return self._make(sn_layers.SNConv2DTranspose, keras.layers.Conv2DTranspose, filters,
+        return self._make(sn_layers.SNConv2DTranspose, conv_layers.Conv2DTranspose, filters,
                           kernel_size, strides=strides, padding="same", name=name)
 
     def dense(self, units, name=None):
