@@ -107,3 +107,61 @@ def test_kid_fast_path_on_float32_rows_equals_float64_reference():
     bad[5, 3] = np.inf
     with pytest.raises(ValueError, match="finite"):
         metrics.kernel_inception_distance(bad, b, num_subsets=1, subset_size=20)
+
+
+# --- the PyTorch peer (benchmarks/peer_torch.py) is the library's step, op for op ---------------
+
+def test_peer_networks_have_the_librarys_parameter_shapes():
+    torch = pytest.importorskip("torch")
+    from benchmarks import peer_torch
+    from mmd_keras import networks
+
+    def keras_shapes(model):  # Keras conv kernels [kh, kw, c_in, c_out], deconv [kh, kw, c_out, c_in]
+        return sorted(tuple(v.shape) for v in model.trainable_weights if len(v.shape) != 4) + \
+            sorted(tuple(sorted(v.shape)) for v in model.trainable_weights if len(v.shape) == 4)
+
+    def torch_shapes(module):
+        params = [p for p in module.parameters()]
+        flat = [tuple(p.shape[::-1]) if p.dim() == 2 else tuple(p.shape) for p in params if p.dim() != 4]
+        return sorted(flat) + sorted(tuple(sorted(p.shape)) for p in params if p.dim() == 4)
+
+    assert keras_shapes(networks.build_generator("dcgan_s1", image_size=32)) == \
+        torch_shapes(peer_torch.generator())
+    assert keras_shapes(networks.build_critic("dcgan_s1", image_size=32, output_dim=16)) == \
+        torch_shapes(peer_torch.critic())
+    assert torch.__version__
+
+
+def test_peer_loss_equals_the_librarys_mmd_rep():
+    torch = pytest.importorskip("torch")
+    from benchmarks import peer_torch
+    from mmd_keras import losses
+    from mmd_keras.losses import mmd_losses
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.standard_normal((2, 8, 16)).astype(np.float32) * 0.5
+    loss = losses.get("repulsive")
+    expected = [mmd_losses.repulsive_critic_loss(real, fake, loss.kernel, 1.0, loss.estimator).numpy(),
+                mmd_losses.repulsive_generator_loss(real, fake, loss.kernel, loss.estimator).numpy()]
+    got = [t.item() for t in peer_torch.repulsive_losses(torch.from_numpy(real), torch.from_numpy(fake))]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_peer_pico_sigma_equals_the_librarys():
+    torch = pytest.importorskip("torch")
+    from benchmarks import peer_torch
+    from mmd_keras import layers
+
+    rng = np.random.default_rng(1)
+    for kernel_size, stride in ((4, 2), (3, 1)):
+        kernel = rng.standard_normal((kernel_size, kernel_size, 3, 5)).astype(np.float32)
+        x = rng.standard_normal((1, 8, 8, 3)).astype(np.float32)
+        layer = layers.SNConv2D(5, kernel_size, strides=stride, padding="same", sn_mode="pico")
+        layer.build((None, 8, 8, 3))
+        layer.kernel.assign(kernel)
+        layer.sn_x.assign(x)
+        expected = layer.spectral_norm(training=True).numpy()
+        peer = peer_torch.SNConv(3, 5, kernel_size, stride, 8, "pico", 1.0)
+        peer.x.copy_(torch.from_numpy(x.transpose(0, 3, 1, 2)))
+        got = peer.sigma(torch.from_numpy(kernel.transpose(3, 2, 0, 1))).item()
+        np.testing.assert_allclose(got, expected, rtol=1e-5)

@@ -43,9 +43,13 @@ def set_default_implementation(implementation):
     Args:
         implementation: ``"auto"`` (see :func:`default_implementation`), ``"phases"`` or
             ``"native"`` (TF's own kernels).
+
+    Returns:
+        The previous setting (to restore it).
     """
     _check_implementation(implementation)
-    _default["implementation"] = implementation
+    previous, _default["implementation"] = _default["implementation"], implementation
+    return previous
 
 
 def _check_implementation(implementation):
