@@ -81,6 +81,11 @@ def test_matmul_transpose_flags():
     ("evaluation", ["--subsets", "-3"]),
     ("evaluation", ["--n", "10", "--subset_size", "20"]),
     ("run_all", ["--label", ""]),
+    ("conv_ops", ["--batch", "0"]),
+    ("peer", ["--repeats", "0"]),
+    ("profile_step", ["--case", "mmd_rep/x5"]),
+    ("threads", ["--rounds", "0"]),
+    ("accelerator", ["--repeats", "-1"]),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(module, args, tmp_path, cli_exit_2):
     out = tmp_path / "r.json"
@@ -165,3 +170,59 @@ def test_peer_pico_sigma_equals_the_librarys():
         peer.x.copy_(torch.from_numpy(x.transpose(0, 3, 1, 2)))
         got = peer.sigma(torch.from_numpy(kernel.transpose(3, 2, 0, 1))).item()
         np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_accelerator_benchmark_reduced_form_on_cpu(tmp_path):
+    import json
+
+    from benchmarks import accelerator
+
+    path = tmp_path / "acc.json"
+    accelerator.main(["--reduced", "--output", str(path)])
+    record = json.loads(path.read_text())
+    assert record["device_kind"] == "CPU" and record["replicas"] == 1
+    assert [c["name"] for c in record["cases"]] == [
+        "s1_joint/float32/graph", "s1_joint/float32/xla", "s1_joint/mixed_bfloat16/graph",
+        "s1_joint/mixed_bfloat16/xla"]  # float16 only on a GPU
+    gflops = {c["gflop_per_step"] for c in record["cases"]}
+    assert len(gflops) == 1 and gflops.pop() > 0  # the same graph FLOPs under every policy
+    for case in record["cases"]:
+        rate = record["matmul_tflops"][case["policy"]] * 1e12
+        assert case["images_per_s"] == pytest.approx(case["batch"] / case["median_s"])
+        assert case["pct_of_measured_matmul"] == pytest.approx(
+            100 * case["gflop_per_step"] * 1e9 / case["median_s"] / rate)
+    assert accelerator.nominal_peak("NVIDIA A100-SXM4-40GB", "bfloat16") == 312.0
+    assert accelerator.nominal_peak("AMD EPYC", "float32") is None
+
+
+def test_conv_ops_record_counts_the_transposed_convs_flops():
+    from benchmarks import conv_ops
+    from mmd_keras.layers import conv
+
+    name = "p1 critic16 conv3 grad (4→2, 64→128, 5×5)"
+    record = conv_ops.run([name], batch=2, repeats=1, log=lambda _: None)
+    (row,) = record["cases"]
+    # y [2, 2, 2, 128] → x [2, 4, 4, 64] with a 5×5 kernel: 2·(2·2·2·128)·(5·5·64).
+    assert row["gflop"] * 1e9 == pytest.approx(2 * (2 * 2 * 2 * 128) * (5 * 5 * 64))
+    assert row["library_op"] == ("native" if conv.default_implementation() == "native" else "split")
+    assert row["library_vs_forward"] == pytest.approx(row[f"{row['library_op']}_gflops"] / row["forward_gflops"])
+    assert row["met"] == (row["library_vs_forward"] >= conv_ops.TARGET)
+
+
+def test_profile_categories_and_shares():
+    from benchmarks import profile_step
+
+    rows = [{"type": "_MklNativeConv2DBackpropInput", "name": "gradient_tape/critic/conv1/x", "self_us": 300.0},
+            {"type": "Conv2DBackpropInput", "name": "generator/deconv0/conv_transpose", "self_us": 100.0},
+            {"type": "_MklNativeFusedConv2D", "name": "critic/conv0/convolution", "self_us": 200.0},
+            {"type": "ResourceApplyAdam", "name": "adam/update", "self_us": 50.0},
+            {"type": "LeakyReluGrad", "name": "gradient_tape/critic/leaky", "self_us": 250.0},
+            {"type": "IDLE", "name": "IDLE", "self_us": 100.0}]
+    out = profile_step.breakdown(rows)
+    assert out["conv input gradient"]["ms"] == pytest.approx(0.3)
+    assert out["transposed conv (forward)"]["share"] == pytest.approx(0.1)
+    assert out["conv forward"]["share"] == pytest.approx(0.2)
+    assert set(out) == {"conv input gradient", "transposed conv (forward)", "conv forward", "optimizer (Adam)",
+                        "activation gradients", "idle"}
+    assert sum(v["share"] for v in out.values()) == pytest.approx(1.0)
