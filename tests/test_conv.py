@@ -169,11 +169,19 @@ def test_auto_resolves_per_device_kind_and_switch():
     try:
         conv.set_default_implementation("phases")
         layer = conv.Conv2D(2, 4, strides=2, padding="same")
-        layer.build((None, 6, 6, 1))
+        layer.build((None, 6, 6, 4))
         assert layer.resolved_implementation == "phases"
         dilated = conv.Conv2D(2, 3, dilation_rate=2, padding="same")  # not covered: native
-        dilated.build((None, 6, 6, 1))
+        dilated.build((None, 6, 6, 4))
         assert dilated.resolved_implementation == "native"
+        image_side = [conv.Conv2D(8, 4, strides=2, padding="same"),  # a critic's first layer
+                      conv.Conv2DTranspose(3, 4, strides=2, padding="same")]  # to RGB
+        for image_layer, channels in zip(image_side, (3, 8)):
+            image_layer.build((None, 6, 6, channels))
+            assert image_layer.resolved_implementation == "native"
+        forced = conv.Conv2D(8, 4, strides=2, padding="same", implementation="phases")
+        forced.build((None, 6, 6, 1))
+        assert forced.resolved_implementation == "phases"
     finally:
         conv.set_default_implementation("auto")
 
