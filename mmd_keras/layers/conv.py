@@ -2,20 +2,21 @@
 
 TensorFlow's CPU kernel ``Conv2DBackpropInput`` computes every ``conv2d_transpose`` and every
 convolution's input gradient (a critic's backward pass, a gradient penalty, the generator's
-step through the critic). At the library's shapes it runs at 2–33 GFLOP/s where a forward
-convolution of the same FLOPs runs at ~100 (README, "Performance"). This module rewrites both
-with forward convolutions, exactly (same sums, float32 round-off only):
+step through the critic). With TF's Eigen CPU kernels (TF's default on CPUs without AVX-512/AMX,
+or ``TF_ENABLE_ONEDNN_OPTS=0``) it runs at 1–85 % of a forward convolution of the same FLOPs at
+the library's shapes (README, "Performance"). This module rewrites both with forward
+convolutions, exactly (same sums, float32 round-off only):
 
 **Phase decomposition** of a stride-``s`` transposed convolution (the "sub-kernel" trick):
 output position ``o = s·m + r`` (phase ``r ∈ [0, s)``) receives
 ``y[s·m + r] = Σ_j x[m − j] · w[s·j + r + p]`` with ``p`` the forward convolution's leading
 padding, i.e. a stride-1 correlation of ``x`` with the phase's sub-kernel
 ``w[r + p :: s]`` (reversed). Per spatial axis the phases' taps cover the offsets
-``d = −j ∈ [d_min, d_max]``; one stride-1 VALID convolution over that window with the
-``s²`` phase kernels stacked on the output channels (zero where a phase has no tap),
-followed by ``depth_to_space(s)`` and a crop, is the transposed convolution.
-:func:`conv2d_transpose` builds the stacked kernel with ``tf.gather`` from the layer's own
-kernel, so everything is differentiable to any order by autodiff.
+``d = −j ∈ [d_min, d_max]``. Either one exact stride-1 VALID convolution per phase, or (when no
+phase has zero taps) one convolution over the common window with the ``s²`` phase kernels
+stacked on the output channels; then ``depth_to_space(s)`` and a crop give the transposed
+convolution. :func:`conv2d_transpose` gathers the sub-kernels (``tf.gather``) from the layer's
+own kernel, so everything is differentiable to any order by autodiff.
 
 **Input gradients**: :func:`conv2d` is ``tf.nn.conv2d`` with a ``tf.custom_gradient`` whose
 input gradient is :func:`conv2d_transpose` (itself made of :func:`conv2d`, so the gradient of
@@ -24,9 +25,10 @@ the gradient is fast too, as gradient penalties need) and whose filter gradient 
 
 Both are the default only where they are faster (:func:`default_implementation`, decided at
 build time): ``"native"`` where a GPU is visible (cuDNN's own transposed convolution is fast)
-or TF's oneDNN CPU kernels are on (x86 Linux default; their backward kernel is as fast as the
-forward one), ``"phases"`` on CPUs running TF's Eigen kernels. The switch: ``implementation=`` of the layers, or
-:func:`set_default_implementation` (``"auto"``, ``"phases"``, ``"native"``) before building.
+or TF's oneDNN CPU kernels are on (their backward kernel runs near the forward rate),
+``"phases"`` on CPUs running TF's Eigen kernels, except on image-side layers (≤ 3 channels).
+The switch: ``implementation=`` of the layers, or :func:`set_default_implementation`
+(``"auto"``, ``"phases"``, ``"native"``) before building.
 """
 
 import keras
