@@ -117,7 +117,7 @@ def test_kid_fast_path_on_float32_rows_equals_float64_reference():
 # --- the PyTorch peer (benchmarks/peer_torch.py) is the library's step, op for op ---------------
 
 def test_peer_networks_have_the_librarys_parameter_shapes():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from benchmarks import peer_torch
     from mmd_keras import networks
 
@@ -134,7 +134,6 @@ def test_peer_networks_have_the_librarys_parameter_shapes():
         torch_shapes(peer_torch.generator())
     assert keras_shapes(networks.build_critic("dcgan_s1", image_size=32, output_dim=16)) == \
         torch_shapes(peer_torch.critic())
-    assert torch.__version__
 
 
 def test_peer_loss_equals_the_librarys_mmd_rep():
