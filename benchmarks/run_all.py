@@ -5,9 +5,11 @@ Run from the repository root::
     python -m benchmarks.run_all --quick          # a few minutes on a free 2-core CPU
     python -m benchmarks.run_all [--label NAME]   # writes benchmarks/results/NAME.json
 
-Order: matmul peak, train steps (:mod:`benchmarks.train_step`), input pipelines against the
-fastest train step's consumption (:mod:`benchmarks.input_pipeline`), kernel cost
-(:mod:`benchmarks.kernel_cost`) with its share of the MMD-rep step, evaluation
+Order: matmul peak, train steps (:mod:`benchmarks.train_step`), the library's step against the
+PyTorch peer and paper 1's MNIST step (:mod:`benchmarks.peer`, round-robin in one run), the
+transposed-convolution / input-gradient micro-benchmark (:mod:`benchmarks.conv_ops`), input
+pipelines against the fastest train step's consumption (:mod:`benchmarks.input_pipeline`),
+kernel cost (:mod:`benchmarks.kernel_cost`) with its share of the MMD-rep step, evaluation
 (:mod:`benchmarks.evaluation`), then the matmul peak again (load drift shows as a change).
 """
 
@@ -16,7 +18,7 @@ import os
 import socket
 import sys
 
-from benchmarks import common, evaluation, input_pipeline, kernel_cost, train_step
+from benchmarks import common, conv_ops, evaluation, input_pipeline, kernel_cost, peer, train_step
 
 INPUT_TARGET = 5.0
 
@@ -48,6 +50,13 @@ def run(quick, repeats, path=None, log=common.log):
     record["peak"] = common.matmul_peak()
     losses = train_step.QUICK_LOSSES if quick else tuple(train_step.LOSSES)
     record["train_step"] = train_step.run(losses, quick, repeats or (2 if quick else 3), peak=record["peak"])
+    save()
+    log("run_all: library vs PyTorch peer")
+    record["peer"] = peer.run(quick, repeats or (3 if quick else 5))
+    save()
+    log("run_all: transposed convolutions and input gradients")
+    record["conv_ops"] = conv_ops.run(conv_ops.QUICK if quick else tuple(conv_ops.SHAPES), 64,
+                                      repeats or (3 if quick else 10))
     save()
     log("run_all: input pipelines")
     record["input_pipeline"] = input_vs_step(64, 2.0 if quick else 5.0, record["train_step"])
@@ -82,6 +91,15 @@ def targets(record):
     out["input pipeline / step consumption"] = {"value": pipe["worst_ratio"], "target": f">= {INPUT_TARGET}",
                                                 "met": pipe["met"]}
     out["KID 100x1000 on 50k x 2048 (s)"] = {"value": kid["value_s"], "target": "< 5", "met": kid["met"]}
+    peer_ratio = record["peer"]["ratios"]["library graph / torch eager"]
+    out["joint MMD-rep step / eager PyTorch"] = {
+        "value": peer_ratio, "target": "<= 1.0", "met": None if peer_ratio is None else peer_ratio <= 1.0}
+    speedup = record["peer"]["paper1_speedup_vs_6_7_s"]
+    out["paper 1 MNIST step speed-up vs 6.7 s"] = {
+        "value": speedup, "target": ">= 5", "met": None if speedup is None else speedup >= 5}
+    worst = min(c["library_vs_forward"] for c in record["conv_ops"]["cases"])
+    out["transposed conv / forward conv GFLOP/s (worst shape)"] = {
+        "value": worst, "target": f">= {conv_ops.TARGET}", "met": worst >= conv_ops.TARGET}
     return out
 
 
@@ -92,6 +110,8 @@ def print_report(record):
           f"{record['load_average_end']}; matmul peak {peak['best_flops'] / 1e9:.0f} -> "
           f"{peak_end['best_flops'] / 1e9:.0f} GFLOP/s")
     train_step.print_report(record["train_step"])
+    peer.print_report(record["peer"])
+    conv_ops.print_report(record["conv_ops"])
     pipe = record["input_pipeline"]
     print(f"\n== input pipeline vs {pipe['step_case']} ({pipe['step_images_per_s']:.1f} images/s), "
           f"load {pipe['load_average']}")

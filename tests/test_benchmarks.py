@@ -81,6 +81,11 @@ def test_matmul_transpose_flags():
     ("evaluation", ["--subsets", "-3"]),
     ("evaluation", ["--n", "10", "--subset_size", "20"]),
     ("run_all", ["--label", ""]),
+    ("conv_ops", ["--batch", "0"]),
+    ("peer", ["--repeats", "0"]),
+    ("profile_step", ["--case", "mmd_rep/x5"]),
+    ("threads", ["--rounds", "0"]),
+    ("accelerator", ["--repeats", "-1"]),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(module, args, tmp_path, cli_exit_2):
     out = tmp_path / "r.json"
@@ -107,3 +112,116 @@ def test_kid_fast_path_on_float32_rows_equals_float64_reference():
     bad[5, 3] = np.inf
     with pytest.raises(ValueError, match="finite"):
         metrics.kernel_inception_distance(bad, b, num_subsets=1, subset_size=20)
+
+
+# --- the PyTorch peer (benchmarks/peer_torch.py) is the library's step, op for op ---------------
+
+def test_peer_networks_have_the_librarys_parameter_shapes():
+    pytest.importorskip("torch")
+    from benchmarks import peer_torch
+    from mmd_keras import networks
+
+    def keras_shapes(model):  # Keras conv kernels [kh, kw, c_in, c_out], deconv [kh, kw, c_out, c_in]
+        return sorted(tuple(v.shape) for v in model.trainable_weights if len(v.shape) != 4) + \
+            sorted(tuple(sorted(v.shape)) for v in model.trainable_weights if len(v.shape) == 4)
+
+    def torch_shapes(module):
+        params = [p for p in module.parameters()]
+        flat = [tuple(p.shape[::-1]) if p.dim() == 2 else tuple(p.shape) for p in params if p.dim() != 4]
+        return sorted(flat) + sorted(tuple(sorted(p.shape)) for p in params if p.dim() == 4)
+
+    assert keras_shapes(networks.build_generator("dcgan_s1", image_size=32)) == \
+        torch_shapes(peer_torch.generator())
+    assert keras_shapes(networks.build_critic("dcgan_s1", image_size=32, output_dim=16)) == \
+        torch_shapes(peer_torch.critic())
+
+
+def test_peer_loss_equals_the_librarys_mmd_rep():
+    torch = pytest.importorskip("torch")
+    from benchmarks import peer_torch
+    from mmd_keras import losses
+    from mmd_keras.losses import mmd_losses
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.standard_normal((2, 8, 16)).astype(np.float32) * 0.5
+    loss = losses.get("repulsive")
+    expected = [mmd_losses.repulsive_critic_loss(real, fake, loss.kernel, 1.0, loss.estimator).numpy(),
+                mmd_losses.repulsive_generator_loss(real, fake, loss.kernel, loss.estimator).numpy()]
+    got = [t.item() for t in peer_torch.repulsive_losses(torch.from_numpy(real), torch.from_numpy(fake))]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_peer_pico_sigma_equals_the_librarys():
+    torch = pytest.importorskip("torch")
+    from benchmarks import peer_torch
+    from mmd_keras import layers
+
+    rng = np.random.default_rng(1)
+    for kernel_size, stride in ((4, 2), (3, 1)):
+        kernel = rng.standard_normal((kernel_size, kernel_size, 3, 5)).astype(np.float32)
+        x = rng.standard_normal((1, 8, 8, 3)).astype(np.float32)
+        layer = layers.SNConv2D(5, kernel_size, strides=stride, padding="same", sn_mode="pico")
+        layer.build((None, 8, 8, 3))
+        layer.kernel.assign(kernel)
+        layer.sn_x.assign(x)
+        expected = layer.spectral_norm(training=True).numpy()
+        peer = peer_torch.SNConv(3, 5, kernel_size, stride, 8, "pico", 1.0)
+        peer.x.copy_(torch.from_numpy(x.transpose(0, 3, 1, 2)))
+        got = peer.sigma(torch.from_numpy(kernel.transpose(3, 2, 0, 1))).item()
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_accelerator_benchmark_reduced_form_on_cpu(tmp_path):
+    import json
+
+    from benchmarks import accelerator
+
+    path = tmp_path / "acc.json"
+    accelerator.main(["--reduced", "--output", str(path)])
+    record = json.loads(path.read_text())
+    assert record["device_kind"] == "CPU" and record["replicas"] == 1
+    assert [c["name"] for c in record["cases"]] == [
+        "s1_joint/float32/graph", "s1_joint/float32/xla", "s1_joint/mixed_bfloat16/graph",
+        "s1_joint/mixed_bfloat16/xla"]  # float16 only on a GPU
+    gflops = {c["gflop_per_step"] for c in record["cases"]}
+    assert len(gflops) == 1 and gflops.pop() > 0  # the same graph FLOPs under every policy
+    for case in record["cases"]:
+        rate = record["matmul_tflops"][case["policy"]] * 1e12
+        assert case["images_per_s"] == pytest.approx(case["batch"] / case["median_s"])
+        assert case["pct_of_measured_matmul"] == pytest.approx(
+            100 * case["gflop_per_step"] * 1e9 / case["median_s"] / rate)
+    assert accelerator.nominal_peak("NVIDIA A100-SXM4-40GB", "bfloat16") == 312.0
+    assert accelerator.nominal_peak("AMD EPYC", "float32") is None
+
+
+def test_conv_ops_record_counts_the_transposed_convs_flops():
+    from benchmarks import conv_ops
+    from mmd_keras.layers import conv
+
+    name = "p1 critic16 conv3 grad (4→2, 64→128, 5×5)"
+    record = conv_ops.run([name], batch=2, repeats=1, log=lambda _: None)
+    (row,) = record["cases"]
+    # y [2, 2, 2, 128] → x [2, 4, 4, 64] with a 5×5 kernel: 2·(2·2·2·128)·(5·5·64).
+    assert row["gflop"] * 1e9 == pytest.approx(2 * (2 * 2 * 2 * 128) * (5 * 5 * 64))
+    assert row["library_op"] == ("native" if conv.default_implementation() == "native" else "split")
+    assert row["library_vs_forward"] == pytest.approx(row[f"{row['library_op']}_gflops"] / row["forward_gflops"])
+    assert row["met"] == (row["library_vs_forward"] >= conv_ops.TARGET)
+
+
+def test_profile_categories_and_shares():
+    from benchmarks import profile_step
+
+    rows = [{"type": "_MklNativeConv2DBackpropInput", "name": "gradient_tape/critic/conv1/x", "self_us": 300.0},
+            {"type": "Conv2DBackpropInput", "name": "generator/deconv0/conv_transpose", "self_us": 100.0},
+            {"type": "_MklNativeFusedConv2D", "name": "critic/conv0/convolution", "self_us": 200.0},
+            {"type": "ResourceApplyAdam", "name": "adam/update", "self_us": 50.0},
+            {"type": "LeakyReluGrad", "name": "gradient_tape/critic/leaky", "self_us": 250.0},
+            {"type": "IDLE", "name": "IDLE", "self_us": 100.0}]
+    out = profile_step.breakdown(rows)
+    assert out["conv input gradient"]["ms"] == pytest.approx(0.3)
+    assert out["transposed conv (forward)"]["share"] == pytest.approx(0.1)
+    assert out["conv forward"]["share"] == pytest.approx(0.2)
+    assert set(out) == {"conv input gradient", "transposed conv (forward)", "conv forward", "optimizer (Adam)",
+                        "activation gradients", "idle"}
+    assert sum(v["share"] for v in out.values()) == pytest.approx(1.0)

@@ -42,7 +42,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from mmd_keras.layers import power_iteration
+from mmd_keras.layers import conv, power_iteration
 
 #: ``sn_mode`` of the SN layers. The network builders add "default" and "constraint"
 #: (``mmd_keras.networks.SN_MODES``).
@@ -254,7 +254,7 @@ class SNConv2D(_SpectralNormMixin, keras.layers.Conv2D):
         )
 
     def call(self, inputs, training=False):
-        return self._finish(self.convolution_op(inputs, self.normalized_kernel(training)))
+        return self._finish(conv.convolution(self, inputs, self.normalized_kernel(training)))
 
 
 @keras.saving.register_keras_serializable(package="mmd_keras")
@@ -269,12 +269,7 @@ class SNConv2DTranspose(_SpectralNormMixin, keras.layers.Conv2DTranspose):
         )
 
     def call(self, inputs, training=False):
-        outputs = keras.ops.conv_transpose(
-            inputs, self.normalized_kernel(training), strides=list(self.strides),
-            padding=self.padding, output_padding=self.output_padding,
-            dilation_rate=self.dilation_rate, data_format=self.data_format,
-        )
-        return self._finish(outputs)
+        return self._finish(conv.conv_transpose(self, inputs, self.normalized_kernel(training)))
 
 
 @keras.saving.register_keras_serializable(package="mmd_keras")

@@ -16,6 +16,7 @@ from mmd_keras.networks.checks import (  # noqa: F401  (old import path of the c
     check_widths,
     power_of_two_steps,
 )
+from mmd_keras.layers import conv as conv_layers
 
 
 def batch_norm_layer(mode, name):
@@ -59,11 +60,11 @@ class LayerFactory:
         return keras_class(*args, kernel_constraint=self.constraint, **kwargs)
 
     def conv(self, filters, kernel_size, strides=1, name=None):
-        return self._make(sn_layers.SNConv2D, keras.layers.Conv2D, filters, kernel_size,
+        return self._make(sn_layers.SNConv2D, conv_layers.Conv2D, filters, kernel_size,
                           strides=strides, padding="same", name=name)
 
     def deconv(self, filters, kernel_size, strides=2, name=None):
-        return self._make(sn_layers.SNConv2DTranspose, keras.layers.Conv2DTranspose, filters,
+        return self._make(sn_layers.SNConv2DTranspose, conv_layers.Conv2DTranspose, filters,
                           kernel_size, strides=strides, padding="same", name=name)
 
     def dense(self, units, name=None):

@@ -1,0 +1,143 @@
+"""The library's steps against a PyTorch peer, and paper 1's MNIST step, timed round-robin.
+
+Run from the repository root::
+
+    python -m benchmarks.peer --quick       # S1 joint step: library (graph) vs eager PyTorch
+    python -m benchmarks.peer               # + XLA, torch.compile, paper 1's MNIST step
+
+Cases (all in one process, warmed up, then timed round-robin; medians):
+
+* ``library/joint/graph`` (``/xla``): the library's paper-3 Table S1 step — ``dcgan_s1``
+  32 px, batch 64, PICO critic, MMD-rep (Gaussian σ = 1, 16-d features), the joint update —
+  exactly :mod:`benchmarks.train_step`'s case ``mmd_rep/joint``;
+* ``torch/joint/eager`` (``/compiled``): :mod:`benchmarks.peer_torch`, the same step in
+  PyTorch (``torch.compile`` where it works; a failure is recorded, not fatal);
+* ``library/paper1_mnist[/phases]``: paper 1's MNIST step as ``configs/mnist_mmd_rqstar.cfg``
+  builds it — ``dcgan_p1`` 32 px × 1 channel, generator widths 512…64 ("64 filters"), critic
+  16·(1, 2, 4, 8) ("16 filters"), rq* kernel, witness GP + L2 penalty, 5 critic steps, batch 64
+  — with the layers' default implementation (``"auto"``) and with the other one (``"phases"``
+  where "auto" picks TF's kernels, ``"native"`` where it picks the phases).
+
+The dense FLOPs of each step are counted (the library's from its graph, PyTorch's with its
+``FlopCounterMode``), so the time ratio is read against the work ratio.
+"""
+
+import sys
+
+import tensorflow as tf
+
+from benchmarks import common
+from benchmarks import flops as flops_lib
+from benchmarks import peer_torch, train_step
+from mmd_keras.layers import conv
+
+PAPER1_FLAGS = ["--flagfile=configs/mnist_mmd_rqstar.cfg", "--critic_widths=16,32,64,128",
+                "--generator_widths=512,256,128,64", "--workdir=/tmp/mmd_keras_peer_unused"]
+#: The issue's measurement of paper 1's MNIST step before this work (graph mode, Eigen kernels).
+PAPER1_BEFORE_S = 6.7
+
+
+def library_joint(jit):
+    case = dict(loss="mmd_rep", critic_steps=1, jit=jit, sn_mode="pico", batch=64, small_critic=False,
+                joint=True)
+    step, real = train_step.build_step(case)
+    return step, real
+
+
+def paper1_step(implementation="auto", jit=False):
+    """(tf.function train step, real batch) of paper 1's MNIST configuration."""
+    from mmd_keras import launch, training
+
+    config, _ = launch.parse(["peer", *PAPER1_FLAGS])
+    previous = conv.set_default_implementation(implementation)  # layers resolve it at build time
+    try:
+        model = training.build_model(config)
+    finally:
+        conv.set_default_implementation(previous)
+    real = tf.random.stateless_uniform([64, 32, 32, 1], [0, 1], -1.0, 1.0)
+    return tf.function(model.train_step, jit_compile=jit), real
+
+
+def plan(quick):
+    """name -> zero-argument builder of ``(callable, library step or None, real or None)``."""
+    cases = {"library/joint/graph": lambda: (*library_joint(False),),
+             "torch/joint/eager": lambda: (peer_torch.make(False), None)}
+    if not quick:
+        cases["library/joint/xla"] = lambda: (*library_joint(True),)
+        cases["torch/joint/compiled"] = lambda: (peer_torch.make(True), None)
+        cases["library/paper1_mnist"] = lambda: (*paper1_step("auto"),)
+        # The other implementation than "auto" picks here, for the before/after of the change.
+        other = "native" if conv.default_implementation() == "phases" else "phases"
+        cases[f"library/paper1_mnist/{other}"] = lambda: (*paper1_step(other),)
+    return cases
+
+
+def run(quick, repeats, log=common.log):
+    machine = common.machine_info()
+    candidates, gflop, failed = {}, {}, {}
+    for name, build in plan(quick).items():
+        log(f"  building {name}")
+        try:
+            built = build()
+        except Exception as error:  # torch.compile on a machine without a compiler, etc.
+            failed[name] = f"{type(error).__name__}: {error}"[:300]
+            continue
+        if name.startswith("library"):
+            step, real = built
+            candidates[name] = (lambda s=step, r=real: s(r)["generator_loss"].numpy())
+            gflop[name] = flops_lib.function_flops(step, tf.TensorSpec(real.shape, tf.float32))["total"] / 1e9
+        else:
+            candidates[name] = built[0]
+            gflop[name] = peer_torch.step_flops() / 1e9
+    # Warm-up failures of torch.compile are recorded and the case dropped.
+    for name in [n for n in candidates if n.endswith("compiled")]:
+        try:
+            candidates[name]()
+        except Exception as error:
+            failed[name] = f"{type(error).__name__}: {error}"[:300]
+            del candidates[name]
+    timings = common.interleaved_medians(candidates, repeats, warmup=1, log=log)
+    rows = [{"case": name, **timings[name], "gflop_per_step": gflop[name],
+             "gflops": gflop[name] / timings[name]["median_s"]} for name in candidates]
+    by = {r["case"]: r["median_s"] for r in rows}
+
+    def ratio(a, b):
+        return by[a] / by[b] if a in by and b in by else None
+
+    ratios = {"library graph / torch eager": ratio("library/joint/graph", "torch/joint/eager"),
+              "library xla / torch eager": ratio("library/joint/xla", "torch/joint/eager"),
+              "library graph / torch compiled": ratio("library/joint/graph", "torch/joint/compiled"),
+              "paper1 phases / native": (ratio("library/paper1_mnist/phases", "library/paper1_mnist")
+                                         or ratio("library/paper1_mnist", "library/paper1_mnist/native"))}
+    best_paper1 = min((by[n] for n in by if n.startswith("library/paper1")), default=None)
+    return {"benchmark": "peer", "quick": quick, "machine": machine, "onednn": conv.onednn_enabled(),
+            "default_implementation": conv.default_implementation(),
+            "load_average_end": common.load_average(), "cases": rows, "failed": failed, "ratios": ratios,
+            "paper1_speedup_vs_6_7_s": None if best_paper1 is None else PAPER1_BEFORE_S / best_paper1}
+
+
+def print_report(record):
+    print(f"\n== library vs PyTorch peer; load {record['machine']['load_average']} -> "
+          f"{record['load_average_end']}; oneDNN {record['onednn']}, conv implementation "
+          f"{record['default_implementation']!r}")
+    print(common.format_table(["case", "median s", "min s", "warm-up s", "GFLOP/step", "GFLOP/s"],
+                              [[r["case"], r["median_s"], r["min_s"], r["warmup_s"], r["gflop_per_step"],
+                                r["gflops"]] for r in record["cases"]]))
+    print(common.format_table(["ratio (time)", "value"], [[k, v] for k, v in record["ratios"].items()]))
+    if record["paper1_speedup_vs_6_7_s"] is not None:
+        print(f"paper 1 MNIST step: {record['paper1_speedup_vs_6_7_s']:.2f}x faster than the issue's 6.7 s")
+    for name, error in record["failed"].items():
+        print(f"not run: {name}: {error}")
+
+
+def main(argv=None):
+    parser = common.base_parser(__doc__.splitlines()[0])
+    args = parser.parse_args(argv)
+    record = run(args.quick, args.repeats or (3 if args.quick else 5))
+    path = common.write_json(record, args.output or common.default_output("peer", args.quick))
+    print_report(record)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
