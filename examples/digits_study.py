@@ -97,7 +97,8 @@ class Evaluator:
     """KID of generated digits against the held-out split, with the digits classifier."""
 
     def __init__(self, num_samples, subsets, subset_size):
-        from mmd_keras import datasets, extractors, metrics
+        from mmd_keras import datasets
+        from mmd_keras.evaluation import extractors, metrics
 
         self.metrics = metrics
         self.extractor = extractors.get("digits")

@@ -2,7 +2,7 @@
 # Train on a Cloud TPU VM (the TPU is attached to this VM) with TPUStrategy.
 #
 #   launch/tpu_vm.sh [FLAGFILE] [extra --flags...]
-#   e.g. launch/tpu_vm.sh configs/imagenet64_sn_smmd.cfg --data_dir=gs://BUCKET/tfds \
+#   e.g. launch/tpu_vm.sh configs/imagenet64.cfg --data_dir=gs://BUCKET/tfds \
 #            --workdir=gs://BUCKET/runs/imagenet64
 #
 # Set-up on the VM (once):  pip install -e . "tensorflow-tpu" -f https://storage.googleapis.com/libtpu-releases/index.html
@@ -15,6 +15,6 @@
 # features over the TPU interconnect (cheap for s=1..16 features).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FLAGFILE="${1:-configs/imagenet64_sn_smmd.cfg}"
+FLAGFILE="${1:-configs/imagenet64.cfg}"
 shift || true
 exec python -m mmd_keras.launch --flagfile="${FLAGFILE}" --strategy=tpu --tpu="${TPU:-local}" "$@"

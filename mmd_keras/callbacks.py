@@ -8,6 +8,8 @@
   fixed seed) every N steps, and the same grid to TensorBoard.
 - :class:`ScalarLogger` writes every logged value and both learning rates to TensorBoard at the
   generator step (correct across resumed runs, unlike a per-process batch counter).
+- :class:`ConsoleLog` prints plain progress lines when stdout is not a terminal, and
+  evaluation results on their own line.
 - :class:`StopAtStep` ends ``fit`` when the step counter reaches the requested total.
 
 Because every decision reads ``model.step`` (a checkpointed variable), a resumed run saves,
@@ -16,10 +18,13 @@ samples and stops at exactly the steps an uninterrupted run would.
 
 import math
 import os
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from mmd_keras import fileio
 
 
 def current_step(model):
@@ -65,9 +70,7 @@ def make_grid(images, columns=None, padding=2, pad_value=1.0, scale=1):
 
 def write_png(path, image):
     """Writes a uint8 ``[H, W, C]`` image as PNG, atomically (temp file + rename)."""
-    tmp = f"{path}.tmp"
-    tf.io.write_file(tmp, tf.io.encode_png(image))
-    os.replace(tmp, path)
+    fileio.atomic_write(path, tf.io.encode_png(image).numpy())
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
@@ -213,28 +216,51 @@ def _learning_rate(optimizer):
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
-class ScalarLogger(keras.callbacks.Callback):
-    """TensorBoard scalars (every logged value + learning rates) at the generator step."""
+def _unlogged_learning_rates(model, logs):
+    """``[(role, rate)]`` of the optimizers whose rate the train step did not log itself
+    (MMDGAN logs ``generator_lr``/``critic_lr``): each scalar gets one tag."""
+    rates = []
+    for role in ("generator", "critic"):
+        optimizer = getattr(model, f"{role}_optimizer", None)
+        if optimizer is not None and f"{role}_lr" not in logs:
+            rates.append((role, _learning_rate(optimizer)))
+    return rates
 
-    def __init__(self, writer, every):
+
+class ScalarLogger(keras.callbacks.Callback):
+    """TensorBoard scalars (every logged value + learning rates) at the generator step.
+
+    Learning rates the train step already logs (``generator_lr``/``critic_lr``) are written
+    once, under those tags; otherwise as ``learning_rate/generator`` and ``learning_rate/critic``.
+
+    Args:
+        writer: ``tf.summary`` writer.
+        every: write when ``step % every == 0``.
+        skip: callbacks that write their own scalars and put them into ``logs`` too (the
+            evaluation callback: ``evaluation/kid``...); keys in their ``last_metrics`` are
+            not written again, so each scalar has one tag.
+    """
+
+    def __init__(self, writer, every, skip=()):
         super().__init__()
         self.writer = writer
         self.every = every
+        self.skip = tuple(skip)
 
     def on_train_batch_end(self, batch, logs=None):
         step = current_step(self.model)
         if not _due(step, self.every):
             return
+        owned = set().union(*(getattr(c, "last_metrics", {}) for c in self.skip))
         with self.writer.as_default():
             for key, value in (logs or {}).items():
+                if key in owned:
+                    continue
                 array = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
                 if array.size == 1:
                     tf.summary.scalar(key, float(array.reshape(-1)[0]), step=step)
-            for name in ("generator_optimizer", "critic_optimizer"):
-                optimizer = getattr(self.model, name, None)
-                if optimizer is not None:
-                    tf.summary.scalar(f"learning_rate/{name.split('_')[0]}",
-                                      _learning_rate(optimizer), step=step)
+            for role, rate in _unlogged_learning_rates(self.model, logs or {}):
+                tf.summary.scalar(f"learning_rate/{role}", rate, step=step)
 
     def on_epoch_end(self, epoch, logs=None):
         self.writer.flush()
@@ -250,3 +276,75 @@ class StopAtStep(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if current_step(self.model) >= self.total_steps:
             self.model.stop_training = True
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class ConsoleLog(keras.callbacks.Callback):
+    """Plain console lines for logs (CI, ``nohup``, cloud logs) and evaluation results.
+
+    With ``progress_lines=True`` (stdout is not a terminal: ``fit(verbose=0)``) prints one line
+    every ``every`` generator steps: step, every logged loss, both learning rates, steps/s over
+    the last period and the ETA. In a terminal Keras's progress bar shows the losses and only
+    evaluation results are printed here, each on its own line (a newline first ends the bar).
+
+    Args:
+        every: generator steps between lines.
+        total_steps: the run's last step (for the ETA).
+        evaluation: optional evaluation callback with ``evaluations`` (list of
+            ``(step, metrics)``); placed before this one in the callback list.
+        progress_lines: print the periodic lines (else only evaluations).
+        print_fn: where lines go.
+    """
+
+    def __init__(self, every, total_steps, evaluation=None, progress_lines=True, print_fn=print):
+        super().__init__()
+        self.every, self.total_steps = every, total_steps
+        self.evaluation, self.progress_lines, self.print_fn = evaluation, progress_lines, print_fn
+        self._mark = None
+        self._printed_evaluations = 0
+
+    def on_train_begin(self, logs=None):
+        self._mark = (time.time(), current_step(self.model))
+        if self.evaluation is not None:
+            self._printed_evaluations = len(self.evaluation.evaluations)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = current_step(self.model)
+        if self.progress_lines and _due(step, self.every):
+            self.print_fn(self.progress_line(step, logs or {}))
+        self._print_evaluations()
+
+    def on_train_end(self, logs=None):
+        self._print_evaluations()
+
+    def progress_line(self, step, logs):
+        """``step S/T  key=value ...  lr_g=.. lr_c=..  X steps/s  ETA h:mm:ss``."""
+        now = time.time()
+        then, start = self._mark
+        rate = (step - start) / max(now - then, 1e-9)
+        self._mark = (now, step)
+        parts = [f"step {step}/{self.total_steps}"]
+        for key, value in logs.items():
+            array = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
+            if array.size == 1:
+                parts.append(f"{key}={float(array.reshape(-1)[0]):.4g}")
+        for role, rate in _unlogged_learning_rates(self.model, logs):
+            parts.append(f"lr_{role[0]}={rate:.3g}")
+        eta = (self.total_steps - step) / rate if rate > 0 else float("inf")
+        parts.append(f"{rate:.2f} steps/s")
+        parts.append(f"ETA {_duration(eta)}" if math.isfinite(eta) else "ETA ?")
+        return "  ".join(parts)
+
+    def _print_evaluations(self):
+        if self.evaluation is None:
+            return
+        new = self.evaluation.evaluations[self._printed_evaluations:]
+        self._printed_evaluations = len(self.evaluation.evaluations)
+        for step, results in new:
+            line = f"evaluation at step {step}: " + ", ".join(
+                f"{key}={value:.6g}" for key, value in results.items())
+            self.print_fn(line if self.progress_lines else "\n" + line)

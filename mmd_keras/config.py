@@ -14,14 +14,25 @@ import dataclasses
 import math
 from typing import Tuple
 
-LOSSES = ("mmd", "repulsive", "rep_b", "mmd_rbf_b", "smmd", "swgan", "rep_gp", "gcmmd",
-          "wgan_gp", "cramer", "sobolev", "hinge", "non_saturating")
-#: Losses whose critic must output one number per image (paper 2's SWGAN, paper 3's
-#: hinge/non-saturating baselines and rep-gp, WGAN-GP).
-SCALAR_OUTPUT_LOSSES = ("swgan", "rep_gp", "wgan_gp", "hinge", "non_saturating")
+from mmd_keras import _choices
+
+# The library's registries (losses, kernels, networks, distribute, models, rng), read from the
+# generated TF-free mirror `mmd_keras/_choices.py` (python -m mmd_keras.tools.generate_choices).
+LOSSES = _choices.LOSSES
+#: Losses whose critic must output one number per image (``required_output_dim == 1``).
+SCALAR_OUTPUT_LOSSES = _choices.SCALAR_OUTPUT_LOSSES
 #: Losses that take a kernel (the others ignore ``--kernel``).
-KERNEL_LOSSES = ("mmd", "repulsive", "rep_b", "mmd_rbf_b", "smmd", "swgan", "rep_gp", "gcmmd")
-KERNELS = ("rbf", "rq", "rq_dot", "dot", "distance", "polynomial")
+KERNEL_LOSSES = _choices.KERNEL_LOSSES
+#: Keyword arguments each loss accepts (``--loss_params`` keys).
+LOSS_PARAMS = _choices.LOSS_PARAMS
+KERNELS = _choices.KERNELS
+ARCHITECTURES = _choices.ARCHITECTURES
+STRATEGIES = _choices.STRATEGIES
+CRITIC_SCHEDULES = _choices.CRITIC_SCHEDULES
+LATENT_DISTRIBUTIONS = _choices.LATENT_DISTRIBUTIONS
+#: ``default`` = the architecture's paper setting (``_choices.DEFAULT_SN_MODES``).
+SN_MODES = _choices.SN_MODES
+ACROSS_REPLICAS = _choices.ACROSS_REPLICAS
 IMAGE_DATASETS = ("cifar10", "stl10", "celeb_a", "downsampled_imagenet/64x64", "lsun/bedroom",
                   "mnist", "fashion_mnist", "image_folder", "digits", "photo_patches")
 TOY_DATASETS = ("ring8", "grid25", "moons")
@@ -30,12 +41,6 @@ DATASETS = IMAGE_DATASETS + TOY_DATASETS
 FILE_DATASETS = ("cifar10", "stl10", "celeb_a", "downsampled_imagenet/64x64", "lsun/bedroom",
                  "mnist", "fashion_mnist", "image_folder")
 GRAYSCALE_DATASETS = ("mnist", "fashion_mnist", "digits")
-ARCHITECTURES = ("dcgan_s1", "dcgan_s2", "sngan", "resnet", "dcgan_p1", "celeba160", "mlp",
-                 "small")
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
-CRITIC_SCHEDULES = ("fixed", "paper2", "joint")
-LATENT_DISTRIBUTIONS = ("uniform", "normal")
-SN_MODES = ("default", "none", "pim", "pico", "constraint")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 ACROSS_REPLICAS = ("block", "global")
 BEST_METRICS = ("kid", "fid")
@@ -106,7 +111,9 @@ class RunConfig:
     kernel_alphas: Tuple[float, ...] = _field((0.2, 0.5, 1.0, 2.0, 5.0), "loss",
                                               "Rational-quadratic alphas (comma list).")
     loss_params: Tuple[str, ...] = _field((), "loss", "Extra loss parameters as key=value "
-                                          "(comma list), e.g. lam=0.5 or gp_weight=10.")
+                                          "(comma list), e.g. lam=0.5 for repulsive or "
+                                          "coefficient=10 for smmd; the keys each loss accepts "
+                                          "are listed under --loss in --help.")
     # Training.
     steps: int = _field(3000, "training", "Total generator steps.")
     steps_per_epoch: int = _field(500, "training", "Generator steps per Keras epoch (one "
@@ -126,15 +133,19 @@ class RunConfig:
                               "samples and export.")
     clip_norm: float = _field(0.0, "training", "Per-tensor gradient clipping norm (0 = off).")
     jit_compile: bool = _field(False, "training", "XLA-compile the train step (slower on CPU).")
+    steps_per_execution: int = _field(1, "training", "Generator steps per host call (Keras "
+                                      "compile(steps_per_execution=N); TPUs need N > 1 for "
+                                      "speed). Every *_every, --steps and --steps_per_epoch must "
+                                      "be multiples of N (callbacks run once per N steps).")
     mixed_precision: str = _field("float32", "training", f"Keras dtype policy, one of "
                                   f"{PRECISIONS}; losses stay float32.")
     # Distribution.
-    strategy: str = _field("default", "distribute", f"tf.distribute strategy, one of "
+    strategy: str = _field("default", "distribution", f"tf.distribute strategy, one of "
                            f"{STRATEGIES}.")
-    tpu: str = _field("", "distribute", "TPU name or grpc:// address (strategy=tpu).")
-    mmd_across_replicas: str = _field("block", "distribute", "block: MMD per replica, "
+    tpu: str = _field("", "distribution", "TPU name or grpc:// address (strategy=tpu).")
+    mmd_across_replicas: str = _field("block", "distribution", "block: MMD per replica, "
                                       "gradients averaged; global: features all-gathered.")
-    synchronized_bn: bool = _field(False, "distribute", "Generator batch norm with statistics "
+    synchronized_bn: bool = _field(False, "distribution", "Generator batch norm with statistics "
                                    "of the global batch (all-reduced across replicas).")
     # Outputs.
     sample_every: int = _field(500, "outputs", "Write a sample grid PNG every N generator "
@@ -227,10 +238,21 @@ def _check_choice(config, flag, choices):
         _bad(flag, f"one of {list(choices)}", value)
 
 
+#: Largest integer a flag may hold: TensorFlow keeps steps and seeds in int64 variables.
+INT64_MAX = 2**63 - 1
+
+
+def check_int(value, name, minimum=0, maximum=INT64_MAX):
+    """The one integer check of the command line: a ConfigError naming ``--name`` unless
+    ``value`` is an int (not a bool) in ``[minimum, maximum]``; returns ``value``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        _bad(name, f"an integer >= {minimum} (at most 2**63-1, int64)" if maximum == INT64_MAX
+             else f"an integer in [{minimum}, {maximum}]", value)
+    return value
+
+
 def _check_int(config, flag, minimum):
-    value = getattr(config, flag)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _bad(flag, f"an integer >= {minimum}", value)
+    check_int(getattr(config, flag), flag, minimum)
 
 
 def _check_float(config, flag, low, high=math.inf, low_open=False, high_open=False):
@@ -263,6 +285,7 @@ def validate(config):
                           ("steps_per_epoch", 1), ("critic_steps", 1), ("sample_every", 0),
                           ("num_grid_samples", 1), ("checkpoint_every", 1),
                           ("keep_checkpoints", 1), ("log_every", 1), ("eval_every", 0),
+                          ("steps_per_execution", 1),
                           ("eval_num_samples", 2), ("kid_subsets", 1), ("kid_subset_size", 2)):
         _check_int(config, flag, minimum)
     for flag in ("generator_lr", "critic_lr"):
@@ -281,8 +304,29 @@ def validate(config):
         if not values or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
                                  for v in values):
             _bad(flag, "a non-empty comma list of positive numbers", ",".join(map(str, values)))
-    config.parsed_loss_params()
+    params = config.parsed_loss_params()
+    accepted = LOSS_PARAMS.get(config.loss, ())
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            "loss_params", f"Expected `--loss_params` keys that `--loss={config.loss}` accepts: "
+            f"{list(accepted)}. Received: unknown key(s) {unknown} in `--loss_params="
+            f"{','.join(config.loss_params)}`")
     _validate_combinations(config)
+    _validate_steps_per_execution(config)
+
+
+def _validate_steps_per_execution(config):
+    """Callbacks see the step counter once per execution: every period must be a multiple."""
+    n = config.steps_per_execution
+    if n == 1:
+        return
+    for flag in ("steps", "steps_per_epoch", "checkpoint_every", "log_every", "sample_every",
+                 "eval_every"):
+        if getattr(config, flag) % n:
+            raise ConfigError(
+                flag, f"Expected `--{flag}` to be a multiple of `--steps_per_execution={n}` "
+                f"(callbacks run once per {n} steps). Received: `--{flag}={getattr(config, flag)}`")
 
 
 def _validate_combinations(config):

@@ -1,6 +1,6 @@
 """Distribution strategies and cross-replica helpers for MMD GAN training.
 
-Two ways to spread one MMD² estimate over ``R`` replicas (REFERENCE §9):
+Two ways to spread one MMD² estimate over ``R`` replicas:
 
 * **block** (paper 2, Arbel et al. 2018, trained ImageNet 64×64 on 3 GPUs this way):
   each replica computes MMD² on its own real/fake block of ``b`` samples. Every
@@ -17,20 +17,17 @@ Two ways to spread one MMD² estimate over ``R`` replicas (REFERENCE §9):
   all-gather of ``R·b×s`` features per critic call and ``R²`` more kernel work.
 
 Batch semantics: ``batch_size`` is per replica (paper 2: 64 per GPU); the global
-batch is ``batch_size * num_replicas`` (:func:`global_batch_size`).
+batch is ``batch_size * num_replicas``.
 
-Replica-consistent randomness: derive per-step seeds from a (checkpointed) step
-counter and fold in the replica id (:func:`replica_seed`), so every replica draws
-different latents/interpolation points and a resumed run replays nothing.
-Synchronized batch norm is Keras's ``keras.layers.BatchNormalization(
-synchronized=True)`` (TF backend: moments all-reduced across replicas); see
-:func:`batch_normalization`.
+Replica-consistent randomness lives in :mod:`mmd_keras.rng` (seeds of the checkpointed
+step counter folded with :func:`replica_id`). Synchronized batch norm is Keras's
+``keras.layers.BatchNormalization(synchronized=True)`` (TF backend: moments all-reduced
+across replicas).
 """
 
 import json
 import os
 
-import keras
 import tensorflow as tf
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
@@ -191,61 +188,6 @@ def scale_loss(loss):
     return loss if replicas == 1 else loss / tf.cast(replicas, loss.dtype)
 
 
-def mean_across_replicas(x):
-    """Mean of a per-replica value over replicas (for logging); identity with one replica."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return x
-    return context.all_reduce(tf.distribute.ReduceOp.MEAN, x)
-
-
-def replica_seed(seed):
-    """A per-replica stateless seed: ``seed`` folded with :func:`replica_id`.
-
-    Args:
-        seed: int32/int64 ``[2]`` seed for ``tf.random.stateless_*`` (e.g. derived
-            from the model's checkpointed step counter).
-
-    Returns:
-        int32 ``[2]`` seed, different on every replica and deterministic given
-        ``seed`` and the replica id (Philox: identical with and without XLA); equal
-        to ``fold_in(seed, 0)`` on one device.
-    """
-    seed = tf.cast(seed, tf.int32)
-    return tf.random.experimental.stateless_fold_in(seed, replica_id(), alg="philox")
-
-
-def global_batch_size(batch_size, strategy=None):
-    """``batch_size`` (per replica) times the strategy's replica count."""
-    if int(batch_size) < 1:
-        raise ValueError(f"Expected `batch_size` >= 1 (per replica). Received: `batch_size={batch_size}`")
-    strategy = strategy or tf.distribute.get_strategy()
-    return int(batch_size) * strategy.num_replicas_in_sync
-
-
-def is_chief(strategy=None):
-    """Whether this process writes the real checkpoints/logs (always true off multi-worker)."""
-    strategy = strategy or tf.distribute.get_strategy()
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0)
-
-
-def worker_directory(directory, strategy=None):
-    """Where this worker saves: ``directory`` on the chief, a private temp subfolder elsewhere.
-
-    Under MultiWorkerMirroredStrategy every worker must call ``save`` (reading
-    sync-on-read variables is collective); non-chief workers write to
-    ``directory/.worker_<id>`` and should delete it afterwards.
-    """
-    if is_chief(strategy):
-        return directory
-    strategy = strategy or tf.distribute.get_strategy()
-    return os.path.join(directory, f".worker_{strategy.cluster_resolver.task_id}")
-
-
 def sync_moving_statistics(variables):
     """Averages replica-local non-trainable state across replicas (call inside ``train_step``).
 
@@ -279,12 +221,3 @@ def sync_moving_statistics(variables):
         for variable, part in zip(targets, parts):
             variable.assign(tf.reshape(part, variable.shape))
 
-
-def batch_normalization(synchronized=False, **kwargs):
-    """``keras.layers.BatchNormalization``; ``synchronized=True`` all-reduces batch moments.
-
-    With synchronized statistics a generator's batch norm sees the global batch,
-    so a block run normalizes exactly like the one-device run on the concatenated
-    batch (Keras TF backend: ``moments(..., synchronized=True)``).
-    """
-    return keras.layers.BatchNormalization(synchronized=synchronized, **kwargs)

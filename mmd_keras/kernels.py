@@ -1,19 +1,20 @@
 """Kernels on critic features: ``k(x[n, d], y[m, d]) -> [n, m]``.
 
-Every kernel of the three papers (REFERENCE §2), as small serializable objects that
+Every kernel of the three papers (docs/numerics.md, "Kernels"), as small serializable objects that
 wrap pure tensor functions:
 
 * ``rbf``        Σ_σ w_σ exp(−‖x−y‖²/(2σ²))                (papers 1–3)
 * ``rq``         Σ_α w_α (1 + ‖x−y‖²/(2α))^(−α)             (paper 1)
 * ``rq_dot``     rq + c·⟨x, y⟩, the paper's rq*               (paper 1)
 * ``dot``        ⟨x, y⟩
-* ``distance``   ½(ρ(x,0) + ρ(y,0) − ρ(x,y)), ρ = ‖·‖^β       (paper 1, energy distance)
+* ``distance``   (s/2)(ρ(x,0) + ρ(y,0) − ρ(x,y)), ρ = ‖·‖^β   (paper 1 Eq. 8 with s = 1; energy distance)
 * ``polynomial`` (γ⟨x, y⟩ + c₀)^degree, γ = 1/d by default   (the KID kernel)
 
 Conventions: ``x`` are real features and ``y`` fake features wherever the two differ;
 inputs are cast to float32 and every kernel computes in float32, even under a
 ``mixed_float16``/``mixed_bfloat16`` policy, because MMD² is a small difference of
-large sums. Squared distances are computed as ‖x‖² + ‖y‖² − 2xᵀy and clamped at 0.
+large sums. Squared distances are computed as ‖x‖² + ‖y‖² − 2xᵀy and clamped at 0;
+when ``x`` and ``y`` are the same tensor the diagonal is exactly 0.
 """
 
 import math
@@ -58,14 +59,22 @@ def squared_distances(x, y):
     Returns:
       [n, m] float32 tensor of ‖x_i − y_j‖², computed as ‖x‖² + ‖y‖² − 2xᵀy (one
       matmul) and clamped at 0 because cancellation can make it slightly negative.
+      When ``y`` is ``x`` (the same object) the diagonal is set to exactly 0: the
+      cancellation leaves ≈1e-6 there, which a square root (the distance kernel)
+      turns into ≈1e-3.
     """
+    same = y is x
     x = _as_features(x, "x")
-    y = _as_features(y, "y")
+    y = x if same else _as_features(y, "y")
     _check_widths(x, y)
     x_sq = tf.reduce_sum(tf.square(x), axis=1)
     y_sq = tf.reduce_sum(tf.square(y), axis=1)
-    d2 = x_sq[:, None] + y_sq[None, :] - 2.0 * tf.matmul(x, y, transpose_b=True)
-    return tf.maximum(d2, 0.0)
+    d2 = tf.maximum(x_sq[:, None] + y_sq[None, :] - 2.0 * tf.matmul(x, y, transpose_b=True), 0.0)
+    if same:
+        # A select, not tf.linalg.set_diag: set_diag's gradient builds a dynamic shape XLA rejects.
+        index = tf.range(tf.shape(x)[0])
+        d2 = tf.where(index[:, None] == index[None, :], tf.zeros_like(d2), d2)
+    return d2
 
 
 def _safe_power(t, exponent):
@@ -130,8 +139,9 @@ class Kernel:
         Returns:
           [n, m] float32 tensor with entries k(x_i, y_j).
         """
+        same = y is x  # kept through the casts so squared_distances can zero the diagonal
         x = _as_features(x, "x")
-        y = _as_features(y, "y")
+        y = x if same else _as_features(y, "y")
         _check_widths(x, y)
         return self._matrix(x, y)
 
@@ -252,7 +262,7 @@ class RationalQuadraticDot(RationalQuadratic):
     """Paper 1's rq*: rational-quadratic mixture plus c·⟨x, y⟩.
 
     The true diagonal is Σw + c‖x‖²; paper 1's code subtracted only Σw
-    (see ``legacy_constant_diagonal`` in :func:`mmd_keras.losses.mmd2`).
+    (see ``legacy_constant_diagonal`` in :func:`mmd_keras.losses.mmd2` and the MMD-family losses).
 
     Args:
       alphas, weights: as :class:`RationalQuadratic`.
@@ -294,27 +304,34 @@ class Dot(Kernel):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class Distance(Kernel):
-    """Distance kernel of the energy distance: ½(ρ(x,0) + ρ(y,0) − ρ(x,y)), ρ = ‖·‖^β.
+    """Distance kernel of the energy distance: (s/2)(ρ(x,0) + ρ(y,0) − ρ(x,y)), ρ = ‖·‖^β.
 
-    With it, MMD² is the energy distance (paper 1 §2; Sejdinovic et al. 2013).
+    With s = 1 (paper 1 §2.3, Eq. 8; Sejdinovic et al. 2013) MMD² is half the energy
+    distance of Eq. 7; with s = 2 (paper 1's code) it is the energy distance itself,
+    the quantity the Cramér GAN generator minimizes (Bellemare et al. 2017). The scale
+    matters under the witness gradient penalty, whose target norm is 1.
 
     Args:
       beta: exponent β ∈ (0, 2] (1 in paper 1).
       eps: added to each squared norm before the power. Paper 1's code adds 1e-5
         inside each sqrt; the paper (and the default) uses 0. Gradients stay finite at
         zero distance either way.
+      scale: s > 0; 1 is paper 1's Eq. 8 (default), 2 its official code.
     """
 
     name = "distance"
 
-    def __init__(self, beta=1.0, eps=0.0):
+    def __init__(self, beta=1.0, eps=0.0, scale=1.0):
         beta = float(beta)
         if not 0.0 < beta <= 2.0:
             raise ValueError(f"Expected `beta` in (0, 2]. Received: `beta={beta}`")
         if eps < 0:
             raise ValueError(f"Expected `eps` >= 0. Received: `eps={eps}`")
+        if not scale > 0:
+            raise ValueError(f"Expected `scale` > 0. Received: `scale={scale}`")
         self.beta = beta
         self.eps = float(eps)
+        self.scale = float(scale)
 
     def _rho(self, d2):
         return _safe_power(d2 + self.eps, self.beta / 2.0)
@@ -322,14 +339,14 @@ class Distance(Kernel):
     def _matrix(self, x, y):
         rho_x = self._rho(tf.reduce_sum(tf.square(x), axis=1))
         rho_y = self._rho(tf.reduce_sum(tf.square(y), axis=1))
-        return 0.5 * (rho_x[:, None] + rho_y[None, :] - self._rho(squared_distances(x, y)))
+        return (0.5 * self.scale) * (rho_x[:, None] + rho_y[None, :] - self._rho(squared_distances(x, y)))
 
     def _diagonal(self, x):
         rho_x = self._rho(tf.reduce_sum(tf.square(x), axis=1))
-        return rho_x - 0.5 * self._rho(tf.zeros_like(rho_x))
+        return self.scale * (rho_x - 0.5 * self._rho(tf.zeros_like(rho_x)))
 
     def get_config(self):
-        return {"beta": self.beta, "eps": self.eps}
+        return {"beta": self.beta, "eps": self.eps, "scale": self.scale}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -150,6 +150,76 @@ def test_scalars_at_generator_steps(tmp_path):
     assert values[("learning_rate/critic", 14)] == pytest.approx(5e-4)
 
 
+class StubEvaluation(keras.callbacks.Callback):
+    """What ScalarLogger/ConsoleLog read of the evaluation callback: it writes its own scalars
+    (``evaluation/kid``) and also puts them into ``logs``."""
+
+    def __init__(self, every):
+        super().__init__()
+        self.every, self.last_metrics, self.evaluations = every, {}, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = cb.current_step(self.model)
+        if step % self.every == 0:
+            self.last_metrics = {"kid": step / 100, "learning_rate": 1e-3}
+            self.evaluations.append((step, dict(self.last_metrics)))
+            logs.update(self.last_metrics)
+
+
+def test_each_scalar_is_written_under_one_tag(tmp_path):
+    """The evaluation callback writes `evaluation/kid`; the logger must not write the same
+    values again as `kid`/`learning_rate` (issue 12 item 3)."""
+    model = StubGAN()
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    evaluation = StubEvaluation(every=2)
+    callbacks = _attach(model, evaluation, cb.ScalarLogger(writer, every=2, skip=[evaluation]))
+    for _ in range(4):  # Keras hands every callback the same logs dict
+        model.step.assign_add(1)
+        logs = {"critic_loss": 0.5}
+        for callback in callbacks:
+            callback.on_train_batch_end(0, logs)
+    assert "kid" in logs
+    writer.flush()
+    tags = {tag for tag, _, _ in _event_values(tmp_path)}
+    assert tags == {"critic_loss", "learning_rate/generator", "learning_rate/critic"}
+    # A train step that logs its learning rates (MMDGAN) gets no second lr tag.
+    logged = tmp_path / "logged"
+    writer = tf.summary.create_file_writer(str(logged))
+    callbacks = _attach(model, cb.ScalarLogger(writer, every=1))
+    _advance(model, callbacks, {"critic_loss": 0.5, "generator_lr": 1e-3, "critic_lr": 5e-4})
+    writer.flush()
+    assert {tag for tag, _, _ in _event_values(logged)} == {"critic_loss", "generator_lr",
+                                                              "critic_lr"}
+
+
+def test_console_log_prints_plain_lines_and_evaluations_on_their_own_line():
+    model = StubGAN()
+    lines = []
+    evaluation = StubEvaluation(every=3)
+    console = cb.ConsoleLog(every=2, total_steps=6, evaluation=evaluation, print_fn=lines.append)
+    callbacks = _attach(model, evaluation, console)
+    console.on_train_begin()
+    for _ in range(6):
+        _advance(model, callbacks, {"critic_loss": 0.25, "generator_loss": -1.5})
+    console.on_train_end()
+    progress = [line for line in lines if line.startswith("step ")]
+    assert [line.split()[1] for line in progress] == ["2/6", "4/6", "6/6"]
+    assert "critic_loss=0.25  generator_loss=-1.5  lr_g=0.001  lr_c=0.0005" in progress[0]
+    assert progress[0].split("  ")[-2].endswith("steps/s") and "ETA " in progress[0]
+    assert [line for line in lines if not line.startswith("step ")] == [
+        "evaluation at step 3: kid=0.03, learning_rate=0.001",
+        "evaluation at step 6: kid=0.06, learning_rate=0.001"]
+    assert not any("\x08" in line or "\x1b" in line for line in lines)
+    # In a terminal Keras draws the bar: only evaluations, each starting a new line.
+    terminal = []
+    console = cb.ConsoleLog(2, 6, evaluation, progress_lines=False, print_fn=terminal.append)
+    callbacks = _attach(model, evaluation, console)
+    console.on_train_begin()
+    for _ in range(3):
+        _advance(model, callbacks)
+    assert terminal == ["\nevaluation at step 9: kid=0.09, learning_rate=0.001"]
+
+
 def test_stop_at_step():
     model = StubGAN()
     callbacks = _attach(model, cb.StopAtStep(3))

@@ -81,19 +81,10 @@ def test_single_replica_helpers_are_identities():
     assert distribute.num_replicas() == 1
     assert int(distribute.replica_id()) == 0
     assert distribute.scale_loss(x) is x
-    assert distribute.mean_across_replicas(x) is x
-    seed = tf.constant([3, 4])
-    np.testing.assert_array_equal(
-        distribute.replica_seed(seed), tf.random.experimental.stateless_fold_in(seed, 0)
-    )
-    assert distribute.global_batch_size(64) == 64
-    assert distribute.is_chief() and distribute.worker_directory("/x") == "/x"
     assert distribute.feature_gather_for("block") is None
     assert distribute.feature_gather_for("global") is distribute.gather_features
     with pytest.raises(ValueError, match="mmd_across_replicas"):
         distribute.feature_gather_for("local")
-    with pytest.raises(ValueError, match="batch_size"):
-        distribute.global_batch_size(0)
 
 
 # ---------------------------------------------------------------- subprocess checks
@@ -130,7 +121,6 @@ def test_block_and_global_mmd_match_one_device(workers, num_devices):
     # The two modes differ by far more than the tolerance, so neither check passes by accident.
     assert r["block_vs_global_gap"] > 100 * TOL
     assert r["block_replica_spread"] == 0.0 and r["global_replica_spread"] == 0.0
-    assert r["seeds_match"] and r["seeds_distinct"]
     assert r["sync_bn_diff"] < TOL and r["sync_bn_moving_mean_diff"] < TOL
     if num_devices != 2:
         return

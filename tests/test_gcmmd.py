@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from mmd_keras import kernels
 from mmd_keras import losses
-from test_losses import close
+from references import close
 
 H = 1e-4
 

@@ -8,34 +8,9 @@ import pytest
 import tensorflow as tf
 
 from mmd_keras import kernels
+from references import np_distance, np_poly, np_rbf, np_rq
 
 SHAPES = [(1, 1, 1), (3, 5, 2), (7, 4, 16)]
-
-
-def np_d2(x, y):
-    return ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
-
-
-def np_rbf(x, y, sigmas, weights):
-    d2 = np_d2(x, y)
-    return sum(w * np.exp(-d2 / (2 * s * s)) for s, w in zip(sigmas, weights))
-
-
-def np_rq(x, y, alphas, weights):
-    d2 = np_d2(x, y)
-    return sum(w * (1 + d2 / (2 * a)) ** (-a) for a, w in zip(alphas, weights))
-
-
-def np_distance(x, y, beta, eps):
-    rho = lambda d2: (d2 + eps) ** (beta / 2)  # noqa: E731
-    return 0.5 * (
-        rho((x**2).sum(1))[:, None] + rho((y**2).sum(1))[None, :] - rho(np_d2(x, y))
-    )
-
-
-def np_poly(x, y, degree, gamma, coef0):
-    gamma = 1.0 / x.shape[1] if gamma is None else gamma
-    return (gamma * x @ y.T + coef0) ** degree
 
 
 CASES = [
@@ -50,6 +25,7 @@ CASES = [
     ("dot", {}, lambda x, y: x @ y.T),
     ("distance", {}, lambda x, y: np_distance(x, y, 1.0, 0.0)),
     ("distance", {"beta": 1.5, "eps": 1e-5}, lambda x, y: np_distance(x, y, 1.5, 1e-5)),
+    ("distance", {"scale": 2.0, "eps": 1e-5}, lambda x, y: np_distance(x, y, 1.0, 1e-5, scale=2.0)),
     ("polynomial", {}, lambda x, y: np_poly(x, y, 3, None, 1.0)),
     ("polynomial", {"degree": 2, "gamma": 0.3, "coef0": 0.5},
      lambda x, y: np_poly(x, y, 2, 0.3, 0.5)),
@@ -106,12 +82,55 @@ def test_distance_kernel_gradient_finite_at_zero_distance():
 def test_energy_distance_of_point_masses():
     # MMD² with the distance kernel (β=1) between δ_a and δ_b is ‖a − b‖ (biased/plug-in
     # value of the energy distance 2E‖X−Y‖ − E‖X−X′‖ − E‖Y−Y′‖ halved).
-    from mmd_keras.losses.mmd import mmd2
+    from mmd_keras.losses.estimators import mmd2
 
     a = np.array([[1.0, 2.0]] * 3, np.float32)
     b = np.array([[4.0, 6.0]] * 3, np.float32)
     np.testing.assert_allclose(mmd2(a, b, "distance", estimator="biased").numpy(), 5.0, rtol=1e-6)
     np.testing.assert_allclose(mmd2(a, b, "distance", estimator="unbiased").numpy(), 5.0, rtol=1e-6)
+
+
+def test_official_distance_scale_gives_the_energy_distance(rng):
+    # Paper 1, Eq. 7: D_E = 2E‖X−Y‖ − E‖X−X′‖ − E‖Y−Y′‖; Eq. 8's kernel (scale 1) gives MMD² = D_E/2,
+    # the official code's kernel (scale 2) D_E itself (plug-in estimates over all pairs).
+    from mmd_keras.losses.estimators import mmd2
+
+    x, y = rng.normal(size=(7, 3)), rng.normal(size=(5, 3)) + 0.7
+    dist = lambda a, b: np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1))  # noqa: E731
+    energy = 2 * dist(x, y).mean() - dist(x, x).mean() - dist(y, y).mean()
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)
+    np.testing.assert_allclose(mmd2(x32, y32, kernels.get("distance"), "biased").numpy(), energy / 2, rtol=2e-5)
+    np.testing.assert_allclose(mmd2(x32, y32, kernels.get("distance", scale=2.0), "biased").numpy(), energy,
+                               rtol=2e-5)
+
+
+def test_distance_kernel_diagonal_is_exact_when_x_is_y(rng):
+    # ‖x‖² + ‖x‖² − 2xᵀx cancels to ≈1e-6, not 0, for features of norm ≈ 30; the square root
+    # would turn it into ≈1e-3 on k(x_i, x_i) = ‖x_i‖ (Eq. 8 with ρ(x_i, x_i) = 0).
+    x = (rng.normal(size=(16, 64)) * 4 + 1).astype(np.float32)
+    d2 = kernels.squared_distances(x, x).numpy()
+    assert (np.diag(d2) == 0).all() and (d2 >= 0).all()
+    k = kernels.get("distance")(x, x).numpy()
+    np.testing.assert_allclose(np.diag(k), np.linalg.norm(x.astype(np.float64), axis=1), rtol=1e-6)
+    np.testing.assert_allclose(np.diag(k), kernels.get("distance").diagonal(x).numpy(), rtol=1e-6)
+    # Two equal but distinct tensors keep the computed (clamped) value: only identity is exact.
+    assert (kernels.squared_distances(x, x.copy()).numpy() >= 0).all()
+
+
+def test_exact_diagonal_is_differentiable_under_xla_with_an_unknown_batch_size(rng):
+    # Keras compiles train steps with an unknown batch dimension; the zeroed diagonal must not
+    # build a shape XLA cannot infer (tf.linalg.set_diag's gradient does).
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+
+    def grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = tf.reduce_sum(kernels.get("distance")(x, x))
+        return tape.gradient(value, x)
+
+    spec = [tf.TensorSpec([None, 3], tf.float32)]
+    xla = tf.function(grad, jit_compile=True, input_signature=spec)(x).numpy()
+    np.testing.assert_allclose(xla, grad(tf.constant(x)).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_kid_kernel_by_hand():

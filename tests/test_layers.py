@@ -39,15 +39,15 @@ CONV_CASES = [
                                                       power_iterations=n), (7, 7, 2)),
     ("deconv4x4_s2_same", lambda m, n: layers.SNConv2DTranspose(
         2, 4, strides=2, padding="same", sn_mode=m, power_iterations=n), (3, 3, 3)),
-    ("dense", lambda m, n: layers.SNDense(5, sn_mode=m, power_iterations=n), (7,)),
+    ("dense", lambda m, n: layers.SNDense(12, sn_mode=m, power_iterations=n), (40,)),
 ]
 
 
-def unnormalized_linear(layer):
+def unnormalized_linear(layer, shape):
     """x -> the layer's forward with the raw kernel and no bias (the operator PICO estimates)."""
     twin = layer.__class__.from_config({**layer.get_config(), "sn_mode": "none",
                                         "use_bias": False, "learned_gain": False})
-    twin.build((None,) + tuple(layer.sn_x.shape[1:]) if hasattr(layer, "sn_x") else None)
+    twin.build((None,) + tuple(shape))
     twin.kernel.assign(layer.kernel)
     return lambda x: twin(x)
 
@@ -56,7 +56,7 @@ def unnormalized_linear(layer):
 def test_pico_converges_to_exact_operator_norm(case):
     _, make, shape = case
     layer = built_layer(make("pico", 1), shape)
-    exact = top_singular_value(operator_matrix(unnormalized_linear(layer), shape))
+    exact = top_singular_value(operator_matrix(unnormalized_linear(layer, shape), shape))
     errors = []
     update = tf.function(lambda: layer.spectral_norm(training=True))
     for rounds in (1, 9, 290):  # cumulative 1, 10, 300 power iterations
@@ -205,7 +205,7 @@ def test_tf_function_and_xla_match_eager():
             call = tf.function(call, jit_compile=mode == "xla")
         out = call(x)
         out = call(x)
-        results.append((out.numpy(), layer.sn_x.numpy()))
+        results.append((out.numpy(), layer.sn_vector.numpy()))
     for out, state in results[1:]:
         np.testing.assert_allclose(out, results[0][0], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(state, results[0][1], rtol=1e-4, atol=1e-6)
@@ -219,13 +219,14 @@ def test_tf_function_and_xla_match_eager():
 @pytest.mark.parametrize("mode", ["none", "pim", "pico"])
 def test_get_config_round_trip(cls, args, shape, mode):
     kwargs = dict(sn_mode=mode, learned_gain=mode != "none", power_iterations=2,
-                  pico_multiplier=1.5)
+                  pico_multiplier=1.5, pico_vector="input")
     if cls is not layers.SNDense:
         kwargs.update(strides=2, padding="same")
     layer = built_layer(cls(*args, **kwargs), shape)
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert clone.get_config() == layer.get_config()
     assert clone.sn_mode == mode and clone.power_iterations == 2 and clone.pico_multiplier == 1.5
+    assert clone.pico_vector == "input"
     if not clone.built:
         clone.build((None,) + shape)
     clone.set_weights(layer.get_weights())
@@ -248,6 +249,8 @@ def test_constraint_config_round_trip():
     (lambda: layers.SNConv2D(3, 3, sn_mode="pico").build((None, None, None, 2)), "input_shape"),
     (lambda: layers.SpectralNormConstraint(target=0.0), "target"),
     (lambda: layers.SpectralNormConstraint(iterations=0), "iterations"),
+    (lambda: layers.SNConv2D(3, 3, sn_mode="pico", pico_vector="both"), "pico_vector"),
+    (lambda: layers.GlobalSumPooling2D(keepdims=1), "keepdims"),
 ])
 def test_bad_arguments_raise_value_error_naming_them(make, arg):
     with pytest.raises(ValueError, match=f"`{arg}"):
@@ -285,13 +288,13 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     for batch in data:
         strategy.run(tf.function(lambda b: step(conv, dense, opt, b)), args=(batch,))
         strategy.run(tf.function(lambda b: step(conv, dense, opt, b)), args=(batch,))
-    for var in (conv.sn_x, dense.sn_u, conv.kernel):
+    for var in (conv.sn_vector, dense.sn_u, conv.kernel):
         a, b = [v.numpy() for v in strategy.experimental_local_results(var.value)]
         assert np.array_equal(a, b), var.name
     c1, d1, o1 = make()  # one device, whole batch: the same two steps (gradients summed)
     for _ in range(2):
         step(c1, d1, o1, tf.constant(x))
-    for mirrored, single in ((conv.sn_x, c1.sn_x), (dense.sn_u, d1.sn_u), (conv.kernel, c1.kernel),
+    for mirrored, single in ((conv.sn_vector, c1.sn_vector), (dense.sn_u, d1.sn_u), (conv.kernel, c1.kernel),
                              (dense.gain, d1.gain)):
         np.testing.assert_allclose(mirrored.numpy(), single.numpy(), rtol=1e-5, atol=1e-6)
     print("OK")
@@ -305,3 +308,90 @@ def test_mirrored_strategy_replicas_end_with_same_state():
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK" in result.stdout
+
+
+def conv2d_matrix(kernel, height, width, stride, padding):
+    """NumPy matrix ``A`` ``[H·W·c_in, H'·W'·c_out]`` of a 2-D convolution (TF's padding rule):
+    ``y.ravel() = x.ravel() @ A`` for channels-last ``x`` ``[H, W, c_in]``."""
+    kh, kw, c_in, c_out = kernel.shape
+    if padding == "same":
+        out_h, out_w = -(-height // stride), -(-width // stride)
+        top = max((out_h - 1) * stride + kh - height, 0) // 2
+        left = max((out_w - 1) * stride + kw - width, 0) // 2
+    else:
+        out_h, out_w, top, left = (height - kh) // stride + 1, (width - kw) // stride + 1, 0, 0
+    matrix = np.zeros((height * width * c_in, out_h * out_w * c_out))
+    for i in range(out_h):
+        for j in range(out_w):
+            col = (i * out_w + j) * c_out
+            for di in range(kh):
+                for dj in range(kw):
+                    r, c = i * stride + di - top, j * stride + dj - left
+                    if 0 <= r < height and 0 <= c < width:
+                        row = (r * width + c) * c_in
+                        matrix[row:row + c_in, col:col + c_out] += kernel[di, dj]
+    return matrix
+
+
+# (layer maker, input shape, output shape, exact operator matrix from the kernel)
+SIDE_CASES = {
+    # stride-2 conv: 6·6·2 = 72 inputs, 3·3·3 = 27 outputs -> "smaller" keeps the output side
+    "conv4x4_s2": (lambda side: layers.SNConv2D(3, 4, strides=2, padding="same", sn_mode="pico",
+                                                pico_vector=side),
+                   (6, 6, 2), (3, 3, 3), lambda k: conv2d_matrix(k, 6, 6, 2, "same")),
+    # stride-1 conv widening 1 -> 3 channels: 16 inputs < 48 outputs -> the input side
+    "conv3x3_s1": (lambda side: layers.SNConv2D(3, 3, padding="same", sn_mode="pico",
+                                                pico_vector=side),
+                   (4, 4, 1), (4, 4, 3), lambda k: conv2d_matrix(k, 4, 4, 1, "same")),
+    # deconv 2·2·4 = 16 -> 4·4·1 = 16 (a tie: the input side); its matrix is a conv's transpose
+    "deconv4x4_s2": (lambda side: layers.SNConv2DTranspose(1, 4, strides=2, padding="same",
+                                                           sn_mode="pico", pico_vector=side),
+                     (2, 2, 4), (4, 4, 1), lambda k: conv2d_matrix(k, 4, 4, 2, "same").T),
+    "dense": (lambda side: layers.SNDense(3, sn_mode="pico", pico_vector=side), (10,), (3,),
+              lambda k: k),
+}
+
+
+@pytest.mark.parametrize("side", ["input", "output", "smaller"])
+@pytest.mark.parametrize("name", list(SIDE_CASES))
+def test_pico_vector_on_either_side_estimates_the_exact_operator_norm(name, side):
+    make, in_shape, out_shape, exact_matrix = SIDE_CASES[name]
+    layer = built_layer(make(side), in_shape, seed=5)
+    kept = side
+    if side == "smaller":
+        kept = "input" if np.prod(in_shape) <= np.prod(out_shape) else "output"
+    assert layer.pico_side == kept
+    assert layer.sn_vector.shape == (1,) + (in_shape if kept == "input" else out_shape)
+    assert layer.sn_vector.name == ("sn_x" if kept == "input" else "sn_y")
+    exact = top_singular_value(exact_matrix(layer.kernel.numpy().astype(np.float64)))
+    update = tf.function(lambda: layer.spectral_norm(training=True))
+    for _ in range(300):
+        sigma = float(update())
+    assert abs(sigma - exact) / exact < 1e-3
+    # the forward pass uses it: ‖W/σ‖ has operator norm C = 1 (pico_multiplier default)
+    normalized = layer.normalized_kernel().numpy().astype(np.float64)
+    assert abs(top_singular_value(exact_matrix(normalized)) - 1.0) < 1e-3
+
+
+def test_pico_state_of_the_paper3_cifar_critic_is_on_the_smaller_sides():
+    """Table S1 critic at 32 px: per layer the smaller of input / output (hand-computed)."""
+    from mmd_keras import networks
+
+    critic = networks.build_critic("dcgan_s1", image_size=32)  # pico by default
+    sizes = [int(np.prod(l.sn_vector.shape)) for l in critic.layers if hasattr(l, "sn_mode")]
+    # conv0 3x3 s1 3->64 at 32: in 3072 < out 65536; conv1 4x4 s2 64->128: in 65536 > out
+    # 16·16·128 = 32768; conv2 s1 128->128: tie 32768 (input); conv3 s2: 16·16·128 -> 8·8·256
+    # = 16384; conv4 tie 16384; conv5 s2: -> 4·4·512 = 8192; conv6 tie 8192; dense 8192 -> 16.
+    assert sizes == [3072, 32768, 32768, 16384, 16384, 8192, 8192, 16]
+    assert sum(sizes) == 117_776  # input side everywhere: 183,296
+
+
+def test_old_names_keep_working():
+    from mmd_keras.layers import pico, power_iteration
+
+    for name in ("matrix_power_iteration", "matrix_sigma", "operator_power_iteration",
+                 "operator_sigma", "conv2d_operator", "conv2d_transpose_operator",
+                 "dense_operator", "l2_normalize", "EPSILON"):
+        assert getattr(pico, name) is getattr(power_iteration, name)
+    with pytest.warns(DeprecationWarning):
+        assert layers.SN_MODES == layers.SN_LAYER_MODES == ("none", "pim", "pico")

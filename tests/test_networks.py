@@ -1,10 +1,16 @@
 """Network builders: parameter counts from the papers' tables, shapes, ranges, SN wiring, errors."""
 
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from mmd_keras import layers, networks
+from mmd_keras.errors import ArgumentError
 
 
 def trainable_count(model):
@@ -167,20 +173,103 @@ def test_paper3_multiplier_uses_eight_and_ten_layers():
     (lambda: networks.build_critic("small", widths=(8, 8)), "widths"),
     (lambda: networks.build_critic("small", colour=3), "colour"),
     (lambda: networks.build_critic("small", learned_gain=True, sn_mode="none"), "sn_mode"),
-    (lambda: networks.validate("dcgan_s2", image_size=40), "image_size"),
-    (lambda: networks.validate("small", output_dim=-1), "output_dim"),
 ])
 def test_bad_input_raises_value_error_naming_the_argument(build, arg):
     with pytest.raises(ValueError, match=f"`{arg}"):
         build()
 
 
-def test_validate_accepts_buildable_sizes():
-    for arch, size in [("dcgan_s1", 48), ("dcgan_s2", 64), ("small", 16), ("celeba160", 160),
-                       ("resnet", 64), ("sngan", 32), ("dcgan_p1", 64)]:
-        assert networks.validate(arch, image_size=size) is None
+# One bad value per keyword argument; each must be refused by the builders' own checks.
+BAD_VALUES = {
+    "image_size": [0, "32", 32.0], "channels": [0, 2.5], "latent_dim": [0, True],
+    "output_dim": [-1], "data_dim": [0], "widths": [7, ("a",), (0,)], "batch_norm": ["sync", 1],
+    "leaky_slope": [-0.1, "0.2"], "name": ["", 3], "sn_mode": ["spectral", None],
+    "learned_gain": ["yes"], "pico_gain": [0, -1.0], "power_iterations": [0, 1.5],
+    "constraint_target": [0.0, float("nan")],
+}
+
+
+def _bad_cases():
+    for arch in networks.ARCHITECTURES:
+        for role, build in (("generator", networks.build_generator),
+                            ("critic", networks.build_critic)):
+            builder = networks._builder(arch, role)
+            for arg in networks._accepted(builder):
+                for value in BAD_VALUES[arg]:
+                    if role == "critic" and arg == "sn_mode" and value is None:
+                        continue  # None is the critic's "default"
+                    yield pytest.param(build, arch, role, arg, value,
+                                       id=f"{arch}-{role}-{arg}={value!r}")
+
+
+@pytest.mark.parametrize("build,arch,role,arg,value", list(_bad_cases()))
+def test_every_bad_argument_raises_argument_error_naming_it(build, arch, role, arg, value):
+    with pytest.raises(ArgumentError, match=f"Expected .*Received: `{arg}=") as caught:
+        build(arch, **{arg: value})
+    assert caught.value.argument == arg and caught.value.owner == role
+
+
+def test_unknown_argument_and_arch_are_argument_errors():
+    with pytest.raises(ArgumentError) as caught:
+        networks.build_generator("small", output_dim=3)  # a critic argument
+    assert (caught.value.argument, caught.value.owner) == ("output_dim", "generator")
+    with pytest.raises(ArgumentError) as caught:
+        networks.build_critic("vgg")
+    assert (caught.value.argument, caught.value.owner) == ("arch", "critic")
+
+
+def test_image_size_is_checked_once_by_the_builders():
+    """celeba160 at 48 px: the generator (4 up-blocks) builds, the 5-conv critic refuses it."""
+    assert networks.build_generator("celeba160", image_size=48, widths=(4,) * 5).output_shape == (
+        None, 48, 48, 3)
+    with pytest.raises(ArgumentError) as caught:
+        networks.build_critic("celeba160", image_size=48, widths=(4,) * 5)
+    assert (caught.value.argument, caught.value.owner) == ("image_size", "critic")
+    with pytest.warns(DeprecationWarning), pytest.raises(ArgumentError) as caught:
+        networks.validate("celeba160", image_size=48)
+    assert (caught.value.argument, caught.value.owner) == ("image_size", "critic")
+    with pytest.warns(DeprecationWarning), pytest.raises(ArgumentError) as caught:
+        networks.validate("small", output_dim=-1)
+    assert (caught.value.argument, caught.value.owner) == ("output_dim", "critic")
+    assert not hasattr(networks, "_IMAGE_RULES")
+
+
+def test_validate_builds_what_the_builders_build():
+    with pytest.warns(DeprecationWarning):
+        assert networks.validate("small", image_size=32, channels=3, latent_dim=4, output_dim=2,
+                                 sn_mode="pico", learned_gain=True, batch_norm=None) is None
     assert set(networks.ARCHITECTURES) == {"dcgan_s1", "dcgan_s2", "sngan", "resnet", "dcgan_p1",
                                            "celeba160", "mlp", "small"}
+
+
+def test_registries_sn_modes_and_default_sn_mode():
+    assert networks.SN_MODES == ("default", "none", "pim", "pico", "constraint")
+    assert set(networks.SN_MODES) == {"default", "constraint"} | set(layers.SN_LAYER_MODES)
+    for arch, entry in networks.ARCHITECTURES.items():
+        assert networks.default_sn_mode(arch) == entry.critic_sn_mode
+        assert entry.critic_sn_mode in networks.SN_MODES[1:]
+    critic = networks.build_critic("small", image_size=8, widths=(2,))
+    assert not any(hasattr(layer, "sn_mode") for layer in critic.layers)
+    critic = networks.build_critic("dcgan_s1", widths=(2,) * 7, sn_mode="default")
+    assert critic.get_layer("conv0").sn_mode == "pico"
+    generator = networks.build_generator("dcgan_s1", widths=(2,) * 4, sn_mode="default")
+    assert not any(hasattr(layer, "sn_mode") for layer in generator.layers)
+
+
+def test_networks_import_is_tf_free():
+    """The registries load without the builder modules (which import Keras and TensorFlow)."""
+    code = textwrap.dedent("""
+        import sys
+        import mmd_keras
+        before = set(sys.modules)
+        import mmd_keras.networks
+        new = set(sys.modules) - before
+        heavy = sorted(m for m in new if m.split(".")[0] in ("tensorflow", "keras")
+                       or m.startswith(("mmd_keras.layers", "mmd_keras.networks.common")))
+        assert not heavy, heavy
+        assert "dcgan_s1" in mmd_keras.networks.ARCHITECTURES
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_generator_batch_norm_modes():
@@ -200,3 +289,59 @@ def test_generator_batch_norm_modes():
     assert resnet and all(layer.synchronized for layer in resnet)
     with pytest.raises(ValueError, match="batch_norm"):
         networks.build_generator("small", batch_norm="sync", **kwargs)
+
+
+def _generator_sizes(generator):
+    """Spatial side after the reshape, after each deconv block (its BN) and of the image."""
+    return [layer.output.shape[1] for layer in generator.layers
+            if isinstance(layer, (keras.layers.Reshape, keras.layers.BatchNormalization))
+            and len(layer.output.shape) == 4] + [generator.output_shape[1]]
+
+
+@pytest.mark.parametrize("size,generator_sizes,critic_sizes", [
+    (28, [2, 4, 7, 14, 28], [14, 7, 4, 2]),  # paper 1's MNIST (ceil division)
+    (32, [2, 4, 8, 16, 32], [16, 8, 4, 2]),
+    (64, [4, 8, 16, 32, 64], [32, 16, 8, 4]),
+    (30, [2, 4, 8, 15, 30], [15, 8, 4, 2]),
+])
+def test_dcgan_p1_spatial_sizes_follow_the_official_ceil_rule(size, generator_sizes,
+                                                             critic_sizes):
+    from mmd_keras.networks import dcgan
+
+    assert dcgan.conv_sizes(size, 4) == (size, *critic_sizes)
+    generator = networks.build_generator("dcgan_p1", image_size=size, channels=1,
+                                         widths=(8, 4, 4, 2))
+    critic = networks.build_critic("dcgan_p1", image_size=size, channels=1, widths=(2, 2, 2, 3))
+    assert _generator_sizes(generator) == generator_sizes
+    assert [critic.get_layer(f"conv{i}").output.shape[1] for i in range(4)] == critic_sizes
+    assert critic.get_layer("dense").kernel.shape == (critic_sizes[-1] ** 2 * 3, 16)
+    crops = [l for l in generator.layers if isinstance(l, keras.layers.Cropping2D)]
+    # multiples of 16 build exactly as before: no cropping layer, every deconv doubles
+    assert bool(crops) == (size % 16 != 0)
+
+
+def test_dcgan_p1_at_28_matches_tf_conv2d_transpose_to_odd_sizes():
+    """The 28 px generator equals the official construction: TF's conv2d_transpose with an
+    explicit output_shape (4 → 7 needs it), written out here layer by layer."""
+    keras.utils.set_random_seed(3)
+    generator = networks.build_generator("dcgan_p1", image_size=28, channels=1, latent_dim=5,
+                                         widths=(4, 3, 2, 2))
+    z = np.random.default_rng(0).uniform(-1, 1, size=(3, 5)).astype(np.float32)
+    generator(z, training=True)  # move the BN statistics off their init
+
+    def bn(x, name):
+        gamma, beta, mean, var = (np.asarray(w) for w in generator.get_layer(name).weights)
+        return (x - mean) / np.sqrt(var + 1e-3) * gamma + beta
+
+    def deconv(x, name, size):
+        kernel, bias = (np.asarray(w) for w in generator.get_layer(name).weights)
+        y = tf.nn.conv2d_transpose(x, kernel, output_shape=[3, size, size, kernel.shape[2]],
+                                   strides=2, padding="SAME")
+        return np.asarray(y) + bias
+
+    kernel, bias = (np.asarray(w) for w in generator.get_layer("dense").weights)
+    x = np.maximum(bn(z @ kernel + bias, "dense_bn"), 0).reshape(3, 2, 2, 4)
+    for i, size in enumerate((4, 7, 14)):
+        x = np.maximum(bn(deconv(x, f"deconv{i}", size), f"deconv{i}_bn"), 0)
+    expected = np.tanh(deconv(x, "to_image", 28))
+    np.testing.assert_allclose(generator(z, training=False), expected, atol=1e-5)

@@ -6,32 +6,8 @@ import tensorflow as tf
 
 from mmd_keras import kernels
 from mmd_keras import losses
-from mmd_keras.losses import penalties
-
-RTOL = 1e-5
-
-
-def close(actual, expected, rtol=RTOL, atol=1e-7):
-    np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=rtol, atol=atol)
-
-
-def linear_critic(w):
-    """h(x) = W·vec(x) for images [b, H, W, C]; W is [s, D]."""
-    w_tf = tf.constant(w, tf.float32)
-    return lambda images: tf.matmul(tf.reshape(images, [tf.shape(images)[0], -1]), w_tf, transpose_b=True)
-
-
-def np_witness_gradients(w, real, fake, hat, sigma):
-    """∇_x̂ w(x̂) for h = Wx and a Gaussian kernel: Wᵀ mean_j[−(a−b_j)/σ² k(a,b_j)] (±)."""
-    flat = lambda t: t.reshape(len(t), -1)  # noqa: E731
-    a, hr, hf = flat(hat) @ w.T, flat(real) @ w.T, flat(fake) @ w.T
-
-    def grad_a(b):
-        diff = a[:, None, :] - b[None, :, :]
-        k = np.exp(-(diff**2).sum(-1) / (2 * sigma**2))
-        return (-diff / sigma**2 * k[..., None]).mean(1)
-
-    return (grad_a(hr) - grad_a(hf)) @ w  # [b, D]
+from mmd_keras.losses import inputs, penalties
+from references import close, linear_critic, np_gradient_penalty, np_witness_gradients
 
 
 @pytest.mark.parametrize("legacy", [False, True])
@@ -43,8 +19,8 @@ def test_witness_gradient_penalty_on_linear_critic(rng, legacy):
     alpha = rng.uniform(size=b)
     hat = real + alpha[:, None, None, None] * (fake - real)
     g = np_witness_gradients(w, real, fake, hat, sigma)
-    if legacy:  # paper 1's code: norm over axis 1 (height) only
-        norms = np.sqrt((g.reshape((b,) + shape) ** 2).sum(1))
+    if legacy:  # paper 1's code: sqrt(Σ g² + 1e-5) over axis 1 (height) only
+        norms = np.sqrt((g.reshape((b,) + shape) ** 2).sum(1) + 1e-5)
     else:
         norms = np.linalg.norm(g, axis=1)
     expected = ((norms - 1) ** 2).mean()
@@ -88,16 +64,6 @@ def test_l2_activation_penalty_matches_numpy(rng):
     close(losses.l2_activation_penalty([tf.constant(a, tf.float32) for a in acts]), expected)
 
 
-def test_clip_gradients_per_tensor(rng):
-    grads = [rng.normal(size=(3, 4)) * 5, rng.normal(size=(2,)) * 0.01, None]
-    clipped = losses.clip_gradients_per_tensor([None if g is None else tf.constant(g, tf.float32) for g in grads])
-    close(clipped[0], grads[0] / np.linalg.norm(grads[0]))
-    close(clipped[1], grads[1])
-    assert clipped[2] is None
-    with pytest.raises(ValueError, match="clip_norm"):
-        losses.clip_gradients_per_tensor([], clip_norm=0)
-
-
 def test_penalty_bad_inputs():
     x = np.zeros((4, 2, 2, 1), np.float32)
     with pytest.raises(ValueError, match="fake_images"):
@@ -110,40 +76,12 @@ def test_penalty_bad_inputs():
         losses.l2_activation_penalty([])
     with pytest.raises(ValueError, match="1-d critic output"):
         losses.wgan_gradient_penalty(linear_critic(np.ones((2, 4))), x, x, np.zeros(4, np.float32))
-    assert penalties.scalar_output(tf.zeros([3, 1])).shape == (3,)
-
-
-def np_uniform_from_seed(seed, num):
-    """NumPy uint32 reference of the counter-based hash."""
-    def mix(x):
-        x = x ^ (x >> np.uint32(16))
-        x = x * np.uint32(0x7FEB352D)
-        x = x ^ (x >> np.uint32(15))
-        x = x * np.uint32(0x846CA68B)
-        return x ^ (x >> np.uint32(16))
-
-    with np.errstate(over="ignore"):
-        s = np.asarray(seed, np.int32).view(np.uint32)
-        x = mix(np.arange(num, dtype=np.uint32) + mix(s[0] + np.uint32(0x9E3779B9)))
-        x = mix(x ^ mix(s[1] + np.uint32(0x85EBCA6B)))
-    return ((x >> np.uint32(8)).astype(np.float32) + np.float32(0.5)) * np.float32(2.0**-24)  # as in float32
-
-
-def test_uniform_from_seed_matches_numpy_and_xla():
-    for seed in ([0, 0], [4, 5], [-3, 2**31 - 1]):
-        got = penalties.uniform_from_seed(tf.constant(seed, tf.int32), 7)
-        close(got, np_uniform_from_seed(seed, 7), rtol=0, atol=0)
-    compiled = tf.function(penalties.uniform_from_seed, jit_compile=True)(tf.constant([4, 5]), 7)
-    close(compiled, np_uniform_from_seed([4, 5], 7), rtol=0, atol=0)
-    u = np_uniform_from_seed([1, 2], 20000)
-    assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.005 and 0 < u.min() and u.max() < 1
-    assert not np.allclose(np_uniform_from_seed([1, 2], 7), np_uniform_from_seed([2, 1], 7))
+    assert inputs.scalar_output(tf.zeros([3, 1])).shape == (3,)
 
 
 def test_gradient_penalty_gradient_is_finite_when_an_input_gradient_is_zero():
     # ReLU critic: the second sample sits where every unit is dead, so its input
     # gradient is exactly 0; tf.norm there has a NaN gradient (0·inf).
-    from mmd_keras.losses import penalties
 
     w = tf.Variable([[1.0], [1.0]])
     x = tf.constant([[1.0, 2.0], [-1.0, -2.0]])
@@ -158,3 +96,46 @@ def test_gradient_penalty_gradient_is_finite_when_an_input_gradient_is_zero():
     # comes from sample 1 only: (√2 − 1)·w/‖w‖.
     np.testing.assert_allclose(penalty.numpy(), ((2**0.5 - 1) ** 2 + 1) / 2, rtol=1e-6)
     np.testing.assert_allclose(grad[:, 0], (2**0.5 - 1) / 2**0.5 * np.ones(2), rtol=1e-5)
+
+
+# ---- issue 14 item 2: legacy_gp_axis is paper 1's code exactly ----------------------------------
+def test_legacy_gradient_norm_is_sqrt_of_height_sum_plus_1e_5(rng):
+    # Small gradients, where sqrt(Σg² + 1e-5) and sqrt(Σg²) differ most.
+    g = rng.normal(size=(3, 4, 2, 2)) * 1e-3
+    got = penalties.gradient_penalty_from_gradients(tf.constant(g, tf.float32), legacy_gp_axis=True)
+    close(got, np_gradient_penalty(g, legacy_axis=True, epsilon=1e-5))
+    plain = penalties.gradient_penalty_from_gradients(tf.constant(g, tf.float32), legacy_gp_axis=True,
+                                                      legacy_epsilon=0.0)
+    close(plain, np_gradient_penalty(g, legacy_axis=True, epsilon=0.0))
+    assert abs(float(got) - float(plain)) > 1e-3
+
+
+def _alpha(seed, b):
+    from mmd_keras import rng as rng_lib
+
+    return rng_lib.uniform01([b], tf.constant(seed, tf.int32)).numpy().astype(np.float64)
+
+
+def test_legacy_gp_axis_through_the_losses_mmd_with_epsilon_wgan_gp_without(rng):
+    import keras
+
+    shape, b = (3, 2, 2), 4
+    real, fake = rng.normal(size=(b,) + shape), rng.normal(size=(b,) + shape) + 0.5
+    hat = real + _alpha([2, 3], b)[:, None, None, None] * (fake - real)
+    inputs_ = keras.Input(shape)
+    dense = keras.layers.Dense(1, use_bias=False)
+    critic = keras.Model(inputs_, dense(keras.layers.Flatten()(inputs_)))
+    w = rng.normal(size=(1, 12)) * 1e-2
+    dense.kernel.assign(w.T.astype(np.float32))
+    args = (critic, tf.constant(real, tf.float32), tf.constant(fake, tf.float32))
+    # MMD (witness GP, Gaussian σ = 1 on h = Wx): paper 1's safer_norm, 1e-5 under the sqrt.
+    mmd = losses.get("mmd", kernel=kernels.get("rbf", sigmas=(1.0,)), legacy_gp_axis=True)
+    g = np_witness_gradients(w, real, fake, hat, 1.0).reshape((b,) + shape)
+    close(mmd(*args, seed=[2, 3], mode="critic").metrics["gradient_penalty"],
+          np_gradient_penalty(g, legacy_axis=True, epsilon=1e-5), rtol=1e-5)
+    # WGAN-GP: ∇f = W everywhere; its official code takes a plain sqrt.
+    wgan = losses.get("wgan_gp", legacy_gp_axis=True)
+    g = np.broadcast_to(w.reshape(shape), (b,) + shape)
+    close(wgan(*args, seed=[2, 3], mode="critic").metrics["gradient_penalty"],
+          np_gradient_penalty(g, legacy_axis=True, epsilon=0.0), rtol=1e-5)
+    assert losses.get("cramer").legacy_gp_epsilon == 1e-5

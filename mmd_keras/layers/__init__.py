@@ -1,10 +1,10 @@
-"""Spectrally normalized layers (PIM, PICO, learned gain) and the projection constraint.
+"""Spectrally normalized layers (PIM, PICO, learned gain), the projection constraint, sum pooling.
 
 See :mod:`mmd_keras.layers.spectral_norm` for the forms and paper references.
 """
 
 from mmd_keras.layers.constraints import SpectralNormConstraint
-from mmd_keras.layers.pico import (
+from mmd_keras.layers.power_iteration import (
     conv2d_operator,
     conv2d_transpose_operator,
     dense_operator,
@@ -13,8 +13,9 @@ from mmd_keras.layers.pico import (
     operator_power_iteration,
     operator_sigma,
 )
+from mmd_keras.layers.pooling import GlobalSumPooling2D
 from mmd_keras.layers.spectral_norm import (
-    SN_MODES,
+    SN_LAYER_MODES,
     SNConv2D,
     SNConv2DTranspose,
     SNDense,
@@ -22,7 +23,8 @@ from mmd_keras.layers.spectral_norm import (
 )
 
 __all__ = [
-    "SN_MODES",
+    "GlobalSumPooling2D",
+    "SN_LAYER_MODES",
     "SNConv2D",
     "SNConv2DTranspose",
     "SNDense",
@@ -36,3 +38,11 @@ __all__ = [
     "operator_sigma",
     "validate_sn_mode",
 ]
+
+
+def __getattr__(name):
+    if name == "SN_MODES":  # deprecated name, see spectral_norm.SN_LAYER_MODES
+        from mmd_keras.layers import spectral_norm
+
+        return spectral_norm.SN_MODES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

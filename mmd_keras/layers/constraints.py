@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from mmd_keras.layers import pico
+from mmd_keras.layers import power_iteration
 
 
 @keras.saving.register_keras_serializable(package="mmd_keras")
@@ -41,10 +41,10 @@ class SpectralNormConstraint(keras.constraints.Constraint):
         w = tf.convert_to_tensor(w)
         matrix = tf.reshape(tf.cast(w, tf.float32), [-1, w.shape[-1]])
         u0 = tf.random.stateless_normal([1, w.shape[-1]], seed=[0, 1], dtype=tf.float32)
-        u, v = pico.matrix_power_iteration(matrix, u0, self.iterations)
-        sigma = pico.matrix_sigma(matrix, u, v)
+        u, v = power_iteration.matrix_power_iteration(matrix, u0, self.iterations)
+        sigma = power_iteration.matrix_sigma(matrix, u, v)
         bound = self.target / (1.0 + self.margin)
-        scale = tf.minimum(1.0, bound / tf.maximum(sigma, pico.EPSILON))
+        scale = tf.minimum(1.0, bound / tf.maximum(sigma, power_iteration.EPSILON))
         return tf.cast(tf.cast(w, tf.float32) * scale, w.dtype)
 
     def get_config(self):

@@ -1,16 +1,30 @@
 """Losses of MMD GANs and their baselines: pure functions, GANLoss objects, registry.
 
+Modules (read in this order): ``estimators`` (MMD² estimators), ``penalties`` (gradient
+penalties, activation penalty, Jacobian norms), ``base`` (the GANLoss base class and its
+contract with subclasses), ``mmd_family`` (attractive, repulsive, RBF-B, SMMD, SWGAN,
+rep-gp), ``gcmmd`` (GC-MMD), ``baselines`` (WGAN-GP, Cramér, Sobolev, hinge,
+non-saturating), ``registry`` (names), ``inputs`` (argument checks). Formulas and papers:
+docs/numerics.md.
+
 Conventions (every module): ``x`` / ``real_*`` are data samples or their critic
 features, ``y`` / ``fake_*`` generator samples; kernel matrices ``k_xx``, ``k_xy``,
 ``k_yy``; critic losses are minimized by the critic, generator losses by the generator;
 all results are float32.
 
-``get(name, **params)`` returns a :class:`GANLoss`; names: "mmd", "repulsive", "rep_b",
-"mmd_rbf_b", "smmd", "swgan", "rep_gp", "gcmmd", "wgan_gp", "cramer", "sobolev",
-"hinge", "non_saturating".
+``get(name, **params)`` returns a :class:`GANLoss`; the names are ``LOSSES``' keys.
 """
 
+import sys
+
+from mmd_keras.losses import base, baselines, estimators, gcmmd, inputs, mmd_family, penalties, registry
+from mmd_keras.losses.base import MODES, CriticPass, GANLoss, LossOutput, activation_layers
 from mmd_keras.losses.baselines import (
+    CramerLoss,
+    HingeLoss,
+    NonSaturatingLoss,
+    SobolevLoss,
+    WGANGPLoss,
     cramer_critic_loss,
     cramer_generator_loss,
     cramer_surrogate,
@@ -24,8 +38,7 @@ from mmd_keras.losses.baselines import (
     wgan_critic_loss,
     wgan_generator_loss,
 )
-from mmd_keras.losses.gcmmd import gcmmd2, gcmmd_system
-from mmd_keras.losses.mmd import (
+from mmd_keras.losses.estimators import (
     ESTIMATORS,
     expectations,
     kernel_matrices,
@@ -33,7 +46,16 @@ from mmd_keras.losses.mmd import (
     mmd2_from_matrices,
     validate_features,
 )
-from mmd_keras.losses.mmd_losses import (
+from mmd_keras.losses.gcmmd import GCMMDLoss, gcmmd2, gcmmd_system
+from mmd_keras.losses.mmd_family import (
+    BoundedMMDLoss,
+    BoundedRepulsiveLoss,
+    KernelLoss,
+    MMDLoss,
+    RepGPLoss,
+    RepulsiveLoss,
+    SMMDLoss,
+    SWGANLoss,
     bounded_kernel_matrices,
     mmd_critic_loss,
     mmd_generator_loss,
@@ -44,27 +66,20 @@ from mmd_keras.losses.mmd_losses import (
     smmd_scale,
     swgan,
 )
-from mmd_keras.losses.baseline_objectives import CramerLoss, HingeLoss, NonSaturatingLoss, SobolevLoss, WGANGPLoss
-from mmd_keras.losses.kernel_objectives import (
-    BoundedMMDLoss,
-    BoundedRepulsiveLoss,
-    GCMMDLoss,
-    MMDLoss,
-    RepGPLoss,
-    RepulsiveLoss,
-    SMMDLoss,
-    SWGANLoss,
-)
-from mmd_keras.losses.objectives import MODES, GANLoss, LossOutput
-from mmd_keras.losses.registry import LOSSES, get, serialize
 from mmd_keras.losses.penalties import (
-    clip_gradients_per_tensor,
     gradient_penalty,
     interpolate,
     jacobian_squared_norms,
     l2_activation_penalty,
-    uniform_from_seed,
     wgan_gradient_penalty,
     witness,
     witness_gradient_penalty,
 )
+from mmd_keras.losses.registry import LOSSES, describe, get, serialize
+
+# Deprecated module names (before the regrouping of issue 17) -> their modules now.
+for _old, _module in {"mmd": estimators, "mmd_losses": mmd_family, "kernel_objectives": mmd_family,
+                      "objectives": base, "baseline_objectives": baselines}.items():
+    sys.modules[f"{__name__}.{_old}"] = _module
+    globals()[_old] = _module
+del _old, _module

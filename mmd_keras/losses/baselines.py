@@ -1,9 +1,9 @@
-"""Baseline GAN losses as pure functions of critic outputs.
+"""Baseline GAN losses: pure functions of critic outputs and the GANLoss classes wrapping them.
 
 Conventions: ``real_output`` (x) and ``fake_output`` (y) are critic outputs, [b] or
 [b, 1] for 1-d critics, [b, s] for the Cramér critic. Critic losses are minimized by
 the critic, generator losses by the generator. Gradient penalties are added by the
-caller (:mod:`mmd_keras.losses.penalties`). All float32.
+caller (:class:`~mmd_keras.losses.base.GANLoss`). All float32.
 
 * WGAN(-GP) (Gulrajani et al. 2017): L_D = E f(y) − E f(x), L_G = −E f(y).
 * Cramér GAN (Bellemare et al. 2017, Alg. 1; paper 1 §2.3): surrogate critic
@@ -22,7 +22,9 @@ caller (:mod:`mmd_keras.losses.penalties`). All float32.
 
 import tensorflow as tf
 
-from mmd_keras.losses.penalties import scalar_output
+from mmd_keras.losses import inputs
+from mmd_keras.losses.base import GANLoss
+from mmd_keras.losses.inputs import scalar_output
 
 CRAMER_EPSILON = 1e-5
 
@@ -138,3 +140,87 @@ def sobolev_generator_loss(real_output, fake_output):
     return tf.reduce_mean(scalar_output(real_output, "real_output")) - tf.reduce_mean(
         scalar_output(fake_output, "fake_output")
     )
+
+
+class WGANGPLoss(GANLoss):
+    """WGAN-GP (Gulrajani et al.): critic E f(y) − E f(x) + 10·GP, generator −E f(y)."""
+
+    name = "wgan_gp"
+    required_output_dim = 1
+    default_gradient_penalty_weight = 10.0
+    #: The WGAN-GP code paper 1 compared with took a plain sqrt in its legacy norm.
+    legacy_gp_epsilon = 0.0
+
+    def _losses(self, p, mode):
+        critic_loss = wgan_critic_loss(p.real, p.fakes[0])
+        return critic_loss, wgan_generator_loss(p.fakes[0]), {"wasserstein": -critic_loss}, {}
+
+
+class HingeLoss(GANLoss):
+    """Hinge loss (paper 3's baseline)."""
+
+    name = "hinge"
+    required_output_dim = 1
+
+    def _losses(self, p, mode):
+        return (hinge_critic_loss(p.real, p.fakes[0]), hinge_generator_loss(p.fakes[0]),
+                {}, {})
+
+
+class NonSaturatingLoss(GANLoss):
+    """Non-saturating GAN loss with logits (paper 3's baseline)."""
+
+    name = "non_saturating"
+    required_output_dim = 1
+
+    def _losses(self, p, mode):
+        return (non_saturating_critic_loss(p.real, p.fakes[0]),
+                non_saturating_generator_loss(p.fakes[0]), {}, {})
+
+
+class CramerLoss(GANLoss):
+    """Cramér GAN (paper 1's baseline): two fake batches, GP 10 on the surrogate critic."""
+
+    name = "cramer"
+    num_fake_batches = 2
+    default_gradient_penalty_weight = 10.0
+
+    def _penalty_values(self, hat_features, p):
+        return cramer_surrogate(hat_features, p.fakes[1])
+
+    def _losses(self, p, mode):
+        critic_loss = cramer_critic_loss(p.real, p.fakes[0], p.fakes[1])
+        generator_loss = cramer_generator_loss(p.real, p.fakes[0], p.fakes[1])
+        return critic_loss, generator_loss, {"surrogate": -critic_loss}, {}
+
+
+class SobolevLoss(GANLoss):
+    """Sobolev GAN (paper 2's baseline), augmented Lagrangian with µ = (P + Q)/2.
+
+    The multiplier lives in ``loss.variables`` ("multiplier"); ``out.state_updates``
+    carries its new value, assigned by :meth:`apply_state_updates` after the critic step.
+    """
+
+    name = "sobolev"
+    parameters = GANLoss.parameters + ("rho",)
+    required_output_dim = 1
+    jacobian = "critic"
+    needs_fake_gradients = True
+
+    def __init__(self, rho=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.rho = inputs.non_negative(rho, "rho")
+        self.multiplier = self._add_state("multiplier", 0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho}
+
+    def _losses(self, p, mode):
+        generator_loss = sobolev_generator_loss(p.real, p.fakes[0])
+        if mode == "generator":
+            return -generator_loss, generator_loss, {"ipm": generator_loss}, {}
+        critic_loss, new_multiplier = sobolev_critic_loss(
+            p.real, p.fakes[0], p.real_jacobian_sq, p.fake_gradient_sq, self.multiplier, self.rho)
+        omega = sobolev_constraint(p.real_jacobian_sq, p.fake_gradient_sq)
+        metrics = {"ipm": generator_loss, "sobolev_constraint": omega, "sobolev_multiplier": new_multiplier}
+        return critic_loss, generator_loss, metrics, {"multiplier": new_multiplier}

@@ -1,4 +1,5 @@
-"""Gradient-Constrained MMD (paper 2, Arbel et al. 2018, §3.2, Proposition 3).
+"""Gradient-Constrained MMD (paper 2, Arbel et al. 2018, §3.2, Proposition 3): pure functions and
+the GANLoss class.
 
 Exact linear-system form, for small problems (toys, tiny images): the system has size
 M + M·d for M samples of µ in input dimension d.
@@ -25,7 +26,9 @@ gradient term for the fake one (a bug not reproduced here).
 import tensorflow as tf
 
 from mmd_keras import kernels as kernels_lib
-from mmd_keras.losses import mmd as mmd_lib
+from mmd_keras.losses import estimators
+from mmd_keras.losses.base import GANLoss
+from mmd_keras.losses.mmd_family import KernelLoss
 
 
 def _kernel(kernel):
@@ -85,7 +88,7 @@ def gcmmd_system(mu_features, mu_jacobians, real_features, fake_features, kernel
       (matrix [M + Md, M + Md] = [[K, Gᵀ], [G, H]], v [M + Md], mmd2 scalar).
     """
     kernel = _kernel(kernel)
-    real, fake = mmd_lib.validate_features(real_features, fake_features, estimator)
+    real, fake = estimators.validate_features(real_features, fake_features, estimator)
     mu = tf.cast(mu_features, tf.float32)
     jac = tf.cast(mu_jacobians, tf.float32)
     if mu.shape.rank != 2:
@@ -108,7 +111,7 @@ def gcmmd_system(mu_features, mu_jacobians, real_features, fake_features, kernel
     eta = tf.reduce_mean(k_p, axis=1) - tf.reduce_mean(k_q, axis=1)  # [M]
     grad_eta = tf.einsum("aki,ak->ai", jac, tf.reduce_mean(d1_p, axis=1) - tf.reduce_mean(d1_q, axis=1))
     v = tf.concat([eta, tf.reshape(grad_eta, [-1])], axis=0)
-    mmd2 = mmd_lib.mmd2_from_matrices(*mmd_lib.kernel_matrices(real, fake, kernel), estimator)
+    mmd2 = estimators.mmd2_from_matrices(*estimators.kernel_matrices(real, fake, kernel), estimator)
     return matrix, v, mmd2
 
 
@@ -130,3 +133,36 @@ def gcmmd2(mu_features, mu_jacobians, real_features, fake_features, kernel="rbf"
     system = matrix + num * float(lam) * tf.eye(size)
     penalty = tf.reduce_sum(v * tf.linalg.solve(system, v[:, tf.newaxis])[:, 0])
     return (mmd2 - penalty) / float(lam)
+
+
+class GCMMDLoss(KernelLoss):
+    """Gradient-Constrained MMD (paper 2, Prop. 3), µ = the real batch; small scale only.
+
+    Args:
+      lam: λ > 0 of the Sobolev-norm regularizer.
+      kernel: top kernel (rbf or dot; default rbf σ = 1). estimator: default "biased"
+        (the empirical η̂ gives the V-statistic; paper 2's code also defaulted to it).
+    """
+
+    name = "gcmmd"
+    parameters = GANLoss.parameters + ("kernel", "estimator", "lam")
+    jacobian = "full"
+    default_estimator = "biased"
+
+    def __init__(self, lam=1.0, **kwargs):
+        if kwargs.get("legacy_constant_diagonal"):
+            raise ValueError("Expected `legacy_constant_diagonal=False` for loss 'gcmmd' (its MMD² has no "
+                             "legacy form). Received: `legacy_constant_diagonal=True`")
+        super().__init__(**kwargs)
+        self.lam = float(lam)
+        if self.lam <= 0:
+            raise ValueError(f"Expected `lam` > 0. Received: `lam={lam!r}`")
+
+    def get_config(self):
+        config = {**super().get_config(), "lam": self.lam}
+        del config["legacy_constant_diagonal"]
+        return config
+
+    def _losses(self, p, mode):
+        value = gcmmd2(p.real_local, p.real_jacobian, p.real, p.fakes[0], self.kernel, self.lam, self.estimator)
+        return -value, value, {"gcmmd2": value}, {}

@@ -1,17 +1,24 @@
-"""The loss registry: ``get(name | GANLoss | config dict, **params)`` and ``serialize``."""
+"""The loss registry: the one list of loss names and of what the command line needs per loss.
 
-from mmd_keras.losses.baseline_objectives import CramerLoss, HingeLoss, NonSaturatingLoss, SobolevLoss, WGANGPLoss
-from mmd_keras.losses.kernel_objectives import (
+``LOSSES`` maps each name to its class; each class declares, as class attributes,
+``parameters`` (the keywords ``get(name, **params)`` accepts), ``required_output_dim``
+(1 when the loss needs a 1-d critic), ``takes_kernel`` (True for the MMD family) and
+``num_fake_batches``. :func:`describe` gives these facts as plain data.
+"""
+
+from mmd_keras.errors import ArgumentError
+from mmd_keras.losses.base import GANLoss
+from mmd_keras.losses.baselines import CramerLoss, HingeLoss, NonSaturatingLoss, SobolevLoss, WGANGPLoss
+from mmd_keras.losses.gcmmd import GCMMDLoss
+from mmd_keras.losses.mmd_family import (
     BoundedMMDLoss,
     BoundedRepulsiveLoss,
-    GCMMDLoss,
     MMDLoss,
     RepGPLoss,
     RepulsiveLoss,
     SMMDLoss,
     SWGANLoss,
 )
-from mmd_keras.losses.objectives import GANLoss
 
 LOSSES = {
     cls.name: cls
@@ -20,16 +27,40 @@ LOSSES = {
 }
 
 
+def describe(name):
+    """What the CLI needs to know about loss ``name`` (no TensorFlow work).
+
+    Returns:
+      dict with ``parameters`` (tuple of accepted keywords, deprecated aliases excluded),
+      ``scalar_critic`` (needs a 1-d critic), ``takes_kernel``, ``num_fake_batches``.
+    """
+    cls = LOSSES[name]
+    return {"parameters": cls.parameters, "scalar_critic": cls.required_output_dim == 1,
+            "takes_kernel": cls.takes_kernel, "num_fake_batches": cls.num_fake_batches}
+
+
+def _check_parameters(name, params):
+    cls = LOSSES[name]
+    accepted = set(cls.parameters) | set(getattr(cls, "deprecated_parameters", {}))
+    for key in params:
+        if key not in accepted:
+            raise ArgumentError(
+                key, f"Invalid parameters for loss {name!r}: expected keys among {list(cls.parameters)}. "
+                f"Received: `{key}={params[key]!r}`", owner="loss")
+
+
 def get(identifier, **params):
     """Returns a GANLoss.
 
     Args:
       identifier: a name in ``LOSSES``, a :class:`GANLoss` (returned as is), or a
         config dict ``{"class_name": name, "config": {...}}`` (see :func:`serialize`).
-      **params: constructor arguments for a name.
+      **params: constructor arguments for a name (``LOSSES[name].parameters``).
 
     Raises:
-      ValueError: unknown name (lists the accepted ones) or invalid parameters.
+      ArgumentError: a parameter the loss does not take (``argument`` names it; the
+        message lists the accepted ones).
+      ValueError: unknown name (lists the accepted ones) or invalid parameter values.
     """
     if isinstance(identifier, GANLoss):
         if params:
@@ -41,11 +72,10 @@ def get(identifier, **params):
                              f"Received: `identifier={identifier!r}`")
         return get(identifier["class_name"], **{**identifier["config"], **params})
     if not isinstance(identifier, str) or identifier not in LOSSES:
-        raise ValueError(f"Expected `loss` to be one of {sorted(LOSSES)}. Received: `loss={identifier!r}`")
-    try:
-        return LOSSES[identifier](**params)
-    except TypeError as error:
-        raise ValueError(f"Invalid parameters for loss {identifier!r}: {error}. Received: `params={params}`") from None
+        raise ArgumentError("loss", f"Expected `loss` to be one of {sorted(LOSSES)}. Received: `loss={identifier!r}`",
+                            owner="loss")
+    _check_parameters(identifier, params)
+    return LOSSES[identifier](**params)
 
 
 def serialize(loss):

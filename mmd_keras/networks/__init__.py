@@ -13,125 +13,162 @@ arch            source                                                    sizes 
 ``dcgan_s2``    paper 3 Table S2 (CelebA/LSUN 64)                         16·h    pico
 ``sngan``       paper 2 CIFAR CNN (Miyato et al. 2018 Table 3)            8·h     pim
 ``resnet``      paper 2 SN-ResNet (ImageNet 64)                           16·h    pim
-``dcgan_p1``    paper 1 DCGAN (critic size 16 or 64)                      16·h    none
+``dcgan_p1``    paper 1 DCGAN (critic size 16 or 64; MNIST 28)            any     none
 ``celeba160``   paper 1 CelebA 160: ResNet generator + 5-layer critic     32·h    none
 ``mlp``         2-D toy data                                              —       none
 ``small``       tiny conv pair for the offline digits default             4·2^k   none
 ==============  ========================================================  ======  ===========
 
+Sizes: ``8·h`` = multiples of 8 (h = the first feature map's side), ``any`` = every size, with
+the spatial sizes of paper 1's code (``dcgan.conv_sizes``: ⌈n/2⌉ per stride-2 layer).
+
 Keyword arguments (all optional): ``image_size``, ``channels``, ``latent_dim`` (generator),
 ``output_dim`` (critic s), ``widths`` (per-arch channel list), ``batch_norm`` (generator: False, True or
 "synchronized" for statistics of the global batch across replicas),
-``leaky_slope`` (critic), ``data_dim`` (mlp), and the SN settings ``sn_mode``
-("none", "pim", "pico", "constraint"), ``learned_gain``, ``pico_gain`` (C^L, default 64),
-``power_iterations``, ``constraint_target``. Generators default to ``sn_mode="none"``.
+``leaky_slope`` (critic), ``data_dim`` (mlp), ``name``, and the SN settings ``sn_mode``
+(``SN_MODES``: "default", "none", "pim", "pico", "constraint"), ``learned_gain``, ``pico_gain``
+(C^L, default 64), ``power_iterations``, ``constraint_target``. ``sn_mode="default"`` is the
+paper's: the table's column for critics, "none" for generators.
+
+Every bad argument raises :class:`mmd_keras.errors.ArgumentError` (a ``ValueError``) whose
+``argument`` is the keyword at fault and ``owner`` is ``"generator"`` or ``"critic"``. The
+builders' checks are the only rules: a value is valid exactly when the network builds.
+
+This module is TF-free on import (the registries ``ARCHITECTURES`` and ``SN_MODES`` can be read
+without TensorFlow); a builder module is imported on the first build.
 """
 
+import collections
+import importlib
 import inspect
+import warnings
 
-from mmd_keras.networks import common, dcgan, mlp, resnet
+from mmd_keras.errors import ArgumentError
+from mmd_keras.networks import checks
+from mmd_keras.networks.checks import SN_MODES
 
-SN_MODES = common.SN_MODES
+#: One architecture: its builders (functions of ``mmd_keras.networks.<module>``) and the
+#: paper's SN mode of its critic (``sn_mode="default"``).
+Architecture = collections.namedtuple("Architecture", "module generator critic critic_sn_mode")
 
-# arch -> (generator builder, critic builder, default critic sn_mode)
-_BUILDERS = {
-    "dcgan_s1": (dcgan.s1_generator, dcgan.s1_critic, "pico"),
-    "dcgan_s2": (dcgan.s2_generator, dcgan.s2_critic, "pico"),
-    "sngan": (dcgan.sngan_generator, dcgan.sngan_critic, "pim"),
-    "resnet": (resnet.resnet_generator, resnet.resnet_critic, "pim"),
-    "dcgan_p1": (dcgan.p1_generator, dcgan.p1_critic, "none"),
-    "celeba160": (resnet.celeba160_generator, resnet.celeba160_critic, "none"),
-    "mlp": (mlp.mlp_generator, mlp.mlp_critic, "none"),
-    "small": (dcgan.small_generator, dcgan.small_critic, "none"),
+#: The single source of the architecture names and of each critic's default SN mode.
+ARCHITECTURES = {
+    "dcgan_s1": Architecture("dcgan", "s1_generator", "s1_critic", "pico"),
+    "dcgan_s2": Architecture("dcgan", "s2_generator", "s2_critic", "pico"),
+    "sngan": Architecture("dcgan", "sngan_generator", "sngan_critic", "pim"),
+    "resnet": Architecture("resnet", "resnet_generator", "resnet_critic", "pim"),
+    "dcgan_p1": Architecture("dcgan", "p1_generator", "p1_critic", "none"),
+    "celeba160": Architecture("resnet", "celeba160_generator", "celeba160_critic", "none"),
+    "mlp": Architecture("mlp", "mlp_generator", "mlp_critic", "none"),
+    "small": Architecture("dcgan", "small_generator", "small_critic", "none"),
 }
-ARCHITECTURES = tuple(_BUILDERS)
 
+_SN_ARGS = ("sn_mode", "learned_gain", "pico_gain", "power_iterations", "constraint_target")
 _INT_ARGS = ("image_size", "channels", "latent_dim", "output_dim", "data_dim")
 
 
-def _lookup(arch):
-    if arch not in _BUILDERS:
-        raise ValueError(f"Expected `arch` to be one of {ARCHITECTURES}. Received: `arch={arch!r}`")
-    return _BUILDERS[arch]
+def _architecture(arch, owner):
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise ArgumentError("arch", f"Expected `arch` to be one of {tuple(ARCHITECTURES)}. "
+                                    f"Received: `arch={arch!r}`", owner=owner)
+    return ARCHITECTURES[arch]
 
 
-def _split(arch, role, builder, kwargs, sn_mode, learned_gain, pico_gain, power_iterations,
-           constraint_target):
-    """Validates the common arguments; returns the builder kwargs with ``sn`` filled in."""
-    for arg in _INT_ARGS:
-        if arg in kwargs:
-            common.check_int(kwargs[arg], arg)
-    accepted = set(inspect.signature(builder).parameters) - {"sn"}
-    for arg in kwargs:
-        if arg not in accepted:
-            raise ValueError(
-                f"Expected the {role} of arch={arch!r} to take arguments among "
-                f"{sorted(accepted)}. Received: `{arg}={kwargs[arg]!r}`"
-            )
-    if "batch_norm" in kwargs:
-        common.check_batch_norm(kwargs["batch_norm"])
-    common.check_int(power_iterations, "power_iterations")
-    common.LayerFactory(sn_mode, learned_gain, 1, pico_gain, power_iterations, constraint_target)
-    sn = dict(sn_mode=sn_mode, learned_gain=learned_gain, pico_gain=pico_gain,
-              power_iterations=power_iterations, constraint_target=constraint_target)
-    return {**kwargs, "sn": sn}
+def _builder(arch, role):
+    entry = _architecture(arch, role)
+    module = importlib.import_module(f"mmd_keras.networks.{entry.module}")
+    return getattr(module, entry.generator if role == "generator" else entry.critic)
 
 
-def build_generator(arch, *, sn_mode="none", learned_gain=False, pico_gain=64.0,
+def _accepted(builder):
+    return (set(inspect.signature(builder).parameters) - {"sn"}) | set(_SN_ARGS)
+
+
+def _build(arch, role, sn, kwargs):
+    """Checks every argument of the ``role`` network of ``arch`` and builds it, once."""
+    builder = _builder(arch, role)
+    try:
+        accepted = _accepted(builder)
+        for arg, value in kwargs.items():
+            if arg not in accepted:
+                raise ArgumentError(arg, f"Expected the {role} of `arch={arch!r}` to take "
+                                         f"arguments among {sorted(accepted)}. "
+                                         f"Received: `{arg}={value!r}`")
+        kwargs = dict(kwargs)
+        for arg in _INT_ARGS:
+            if arg in kwargs:
+                kwargs[arg] = checks.check_int(kwargs[arg], arg)
+        if "batch_norm" in kwargs:
+            checks.check_batch_norm(kwargs["batch_norm"])
+        if "leaky_slope" in kwargs:
+            kwargs["leaky_slope"] = checks.check_number(kwargs["leaky_slope"], "leaky_slope")
+        if "name" in kwargs:
+            checks.check_name(kwargs["name"])
+        if sn["sn_mode"] not in SN_MODES:
+            raise ArgumentError("sn_mode", f"Expected `sn_mode` to be one of {SN_MODES}. "
+                                           f"Received: `sn_mode={sn['sn_mode']!r}`")
+        if sn["sn_mode"] == "default":
+            sn = {**sn, "sn_mode": _architecture(arch, role).critic_sn_mode
+                  if role == "critic" else "none"}
+        return builder(**kwargs, sn=checks.check_sn(**sn))
+    except ArgumentError as error:
+        error.owner = error.owner or role
+        raise
+
+
+def build_generator(arch, *, sn_mode="default", learned_gain=False, pico_gain=64.0,
                     power_iterations=1, constraint_target=1.0, **kwargs):
-    """Builds the generator of ``arch`` (see the module table); raises ``ValueError`` on bad input.
+    """Builds the generator of ``arch`` (see the module table).
 
     Returns:
         ``keras.Model``: ``[b, latent_dim] → [b, image_size, image_size, channels]`` in [-1, 1].
+
+    Raises:
+        ArgumentError: (``owner="generator"``) naming the bad argument.
     """
-    builder = _lookup(arch)[0]
-    return builder(**_split(arch, "generator", builder, kwargs, sn_mode, learned_gain,
-                            pico_gain, power_iterations, constraint_target))
+    sn = dict(sn_mode=sn_mode, learned_gain=learned_gain, pico_gain=pico_gain,
+              power_iterations=power_iterations, constraint_target=constraint_target)
+    return _build(arch, "generator", sn, kwargs)
 
 
-def build_critic(arch, *, sn_mode=None, learned_gain=False, pico_gain=64.0, power_iterations=1,
-                 constraint_target=1.0, **kwargs):
-    """Builds the critic of ``arch``; ``sn_mode=None`` takes the paper's default (module table).
+def build_critic(arch, *, sn_mode="default", learned_gain=False, pico_gain=64.0,
+                 power_iterations=1, constraint_target=1.0, **kwargs):
+    """Builds the critic of ``arch``; ``sn_mode="default"`` (or None) is the paper's (module table).
 
     Returns:
         ``keras.Model``: ``[b, image_size, image_size, channels] → [b, output_dim]`` float32.
+
+    Raises:
+        ArgumentError: (``owner="critic"``) naming the bad argument.
     """
-    _, builder, default_sn = _lookup(arch)
-    sn_mode = default_sn if sn_mode is None else sn_mode
-    return builder(**_split(arch, "critic", builder, kwargs, sn_mode, learned_gain,
-                            pico_gain, power_iterations, constraint_target))
+    sn = dict(sn_mode="default" if sn_mode is None else sn_mode, learned_gain=learned_gain,
+              pico_gain=pico_gain, power_iterations=power_iterations,
+              constraint_target=constraint_target)
+    return _build(arch, "critic", sn, kwargs)
 
 
 def default_sn_mode(arch):
-    """The paper's critic SN mode for ``arch``."""
-    return _lookup(arch)[2]
+    """The paper's critic SN mode for ``arch`` (``ARCHITECTURES[arch].critic_sn_mode``)."""
+    return _architecture(arch, "critic").critic_sn_mode
 
 
-def validate(arch, image_size=None, **kwargs):
-    """Raises ``ValueError`` (naming the argument) if ``arch`` cannot be built with these values.
+def validate(arch, **kwargs):
+    """Deprecated: build the networks instead (``build_generator``/``build_critic`` check once).
 
-    Builds nothing: checks the name, the integer arguments, ``sn_mode`` and the image size rule
-    of the architecture.
+    Builds and discards the generator and the critic of ``arch``: each argument goes to every
+    builder that takes it (the SN settings to the critic only); ``None`` values are skipped.
+    Raises the builders' ``ArgumentError``.
     """
-    _lookup(arch)
-    for arg, value in {"image_size": image_size, **kwargs}.items():
-        if arg in _INT_ARGS and value is not None:
-            common.check_int(value, arg)
-    if "sn_mode" in kwargs:
-        common.LayerFactory(kwargs["sn_mode"], kwargs.get("learned_gain", False))
-    if image_size is not None and arch != "mlp":
-        _IMAGE_RULES[arch](image_size)
+    warnings.warn("`networks.validate` is deprecated: build the networks with "
+                  "`build_generator`/`build_critic`, which run the same checks.",
+                  DeprecationWarning, stacklevel=2)
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    generator_args = _accepted(_builder(arch, "generator")) - set(_SN_ARGS)
+    critic_args = _accepted(_builder(arch, "critic"))
+    build_generator(arch, **{k: v for k, v in kwargs.items() if k in generator_args})
+    build_critic(arch, **{k: v for k, v in kwargs.items()
+                          if k in critic_args or k not in generator_args})
 
 
-_IMAGE_RULES = {
-    "dcgan_s1": lambda s: common.check_image_size(s, 8, "dcgan_s1"),
-    "sngan": lambda s: common.check_image_size(s, 8, "sngan"),
-    "dcgan_s2": lambda s: common.check_image_size(s, 16, "dcgan_s2"),
-    "dcgan_p1": lambda s: common.check_image_size(s, 16, "dcgan_p1"),
-    "resnet": lambda s: common.check_image_size(s, 16, "resnet"),
-    "celeba160": lambda s: common.check_image_size(s, 16, "celeba160", minimum=32),
-    "small": lambda s: common.power_of_two_steps(s, 4, "small"),
-}
-
-__all__ = ["ARCHITECTURES", "SN_MODES", "build_critic", "build_generator", "default_sn_mode",
-           "validate"]
+__all__ = ["ARCHITECTURES", "Architecture", "SN_MODES", "build_critic", "build_generator",
+           "default_sn_mode", "validate"]

@@ -1,72 +1,26 @@
-"""Shared pieces of the network builders: argument validation and the SN layer factory."""
+"""Shared pieces of the network builders: the SN layer factory and batch norm.
 
-import math
+The argument checks live in :mod:`mmd_keras.networks.checks` (TF-free); their old names here
+keep working.
+"""
 
 import keras
 
 from mmd_keras import layers as sn_layers
-
-SN_MODES = ("none", "pim", "pico", "constraint")
-#: Generator batch norm: off, per-replica statistics, or statistics of the global batch
-#: (all-reduced across tf.distribute replicas, so a multi-replica run normalizes like one
-#: device on the concatenated batch).
-BATCH_NORM_MODES = (False, True, "synchronized")
-
-
-def check_batch_norm(value):
-    """Returns ``value`` if it is one of ``BATCH_NORM_MODES``; else ``ValueError``."""
-    if not any(value is mode or (isinstance(value, str) and value == mode) for mode in BATCH_NORM_MODES):
-        raise ValueError(f"Expected `batch_norm` to be one of {list(BATCH_NORM_MODES)}. "
-                         f"Received: `batch_norm={value!r}`")
-    return value
+from mmd_keras.networks.checks import (  # noqa: F401  (old import path of the checks)
+    BATCH_NORM_MODES,
+    check_batch_norm,
+    check_image_size,
+    check_int,
+    check_sn,
+    check_widths,
+    power_of_two_steps,
+)
 
 
 def batch_norm_layer(mode, name):
     """A ``BatchNormalization`` layer for a generator with ``batch_norm=mode`` (truthy)."""
     return keras.layers.BatchNormalization(synchronized=(mode == "synchronized"), name=name)
-
-
-def check_int(value, arg, minimum=1):
-    """Returns ``value`` if it is an int ≥ ``minimum``; else ``ValueError`` naming ``arg``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"Expected `{arg}` to be an int >= {minimum}. Received: `{arg}={value!r}`")
-    return value
-
-
-def check_widths(widths, length, arg="widths"):
-    """Returns ``widths`` as a tuple of ``length`` positive ints; else ``ValueError``."""
-    widths = tuple(widths)
-    if len(widths) != length or any(
-        isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths
-    ):
-        raise ValueError(
-            f"Expected `{arg}` to be {length} positive ints. Received: `{arg}={widths!r}`"
-        )
-    return widths
-
-
-def check_image_size(image_size, divisor, arch, minimum=None):
-    """``image_size`` must be a positive multiple of ``divisor`` (≥ ``minimum``)."""
-    minimum = minimum or divisor
-    check_int(image_size, "image_size")
-    if image_size % divisor or image_size < minimum:
-        raise ValueError(
-            f"Expected `image_size` to be a multiple of {divisor} (>= {minimum}) for "
-            f"arch={arch!r}. Received: `image_size={image_size}`"
-        )
-    return image_size
-
-
-def power_of_two_steps(image_size, start, arch):
-    """Number ``k ≥ 1`` with ``image_size = start·2^k``; else ``ValueError`` naming image_size."""
-    check_int(image_size, "image_size")
-    k = round(math.log2(image_size / start)) if image_size >= start else 0
-    if k < 1 or start * 2**k != image_size:
-        raise ValueError(
-            f"Expected `image_size` = {start}·2^k (k >= 1) for arch={arch!r}. "
-            f"Received: `image_size={image_size}`"
-        )
-    return k
 
 
 class LayerFactory:
@@ -84,17 +38,10 @@ class LayerFactory:
 
     def __init__(self, sn_mode="none", learned_gain=False, num_sn_layers=1, pico_gain=64.0,
                  power_iterations=1, constraint_target=1.0):
-        if sn_mode not in SN_MODES:
-            raise ValueError(
-                f"Expected `sn_mode` to be one of {SN_MODES}. Received: `sn_mode={sn_mode!r}`"
-            )
-        if learned_gain and sn_mode not in ("pim", "pico"):
-            raise ValueError(
-                "Expected `sn_mode` 'pim' or 'pico' with `learned_gain=True`. "
-                f"Received: `sn_mode={sn_mode!r}`"
-            )
-        if not pico_gain > 0:
-            raise ValueError(f"Expected `pico_gain` > 0. Received: `pico_gain={pico_gain!r}`")
+        settings = check_sn(sn_mode, learned_gain, pico_gain, power_iterations,
+                            constraint_target)
+        sn_mode, pico_gain = settings["sn_mode"], settings["pico_gain"]
+        constraint_target = settings["constraint_target"]
         self.sn_mode = sn_mode
         self.sn_kwargs = {}
         self.constraint = None

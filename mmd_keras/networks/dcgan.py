@@ -2,6 +2,9 @@
 
 Every conv/dense layer has a bias; BatchNorm (generators only) has γ and β. Critics have no
 normalization layers (gradient penalties need per-sample gradients); generators end with tanh.
+Spatial sizes follow the DCGAN rule of paper 1's code (:func:`conv_sizes`): each stride-2
+``same`` convolution maps ``n`` to ``⌈n/2⌉``, and the generator's stride-2 deconvolutions retrace
+that chain backwards (MNIST 28 px: 2 → 4 → 7 → 14 → 28).
 """
 
 import keras
@@ -9,14 +12,51 @@ import keras
 from mmd_keras.networks import common
 
 
-def dcgan_generator(*, latent_dim, image_size, start_size, start_filters, up_filters,
-                    up_kernel, channels, batch_norm, dense_activation, final, sn=None, name=None):
-    """Dense → ``start_size²·start_filters`` → stride-2 deconvs (BN, ReLU) → tanh output.
+def conv_sizes(image_size, layers, stride=2):
+    """The spatial sizes of the DCGAN rule: ``(n, ⌈n/s⌉, ⌈n/s²⌉, …)``, ``layers + 1`` of them.
+
+    The critic's ``same`` stride-``s`` convolutions produce them in order; the generator's
+    deconvolutions produce them in reverse (paper 1's code builds MNIST this way at 28 px).
+
+    Example: ``conv_sizes(28, 4) == (28, 14, 7, 4, 2)``.
+    """
+    sizes = [image_size]
+    for _ in range(layers):
+        sizes.append(-(-sizes[-1] // stride))
+    return tuple(sizes)
+
+
+def _crop_to(x, size, kernel_size, stride, name):
+    """Crops a ``same`` stride-``s`` deconvolution output ``[b, s·n, s·n, c]`` to ``size``.
+
+    TF's ``conv2d_transpose`` to an output of ``size`` (what the official codes call) is the
+    adjoint of a ``same`` convolution of a ``size`` input, whose padding before is
+    ``⌊(s(n−1) + k − size)/2⌋``; Keras's ``same`` deconvolution is the one for ``s·n``. Both
+    are windows of the same full transposed convolution, so the first differs from the second
+    by dropping the first ``offset`` rows and columns (and the tail). No layer when
+    ``size == s·n`` (all power-of-two sizes).
+    """
+    produced = x.shape[1]
+    if produced == size:
+        return x
+    full = stride * (produced // stride - 1) + kernel_size
+    offset = max(full - size, 0) // 2 - max(full - produced, 0) // 2
+    crop = (offset, produced - size - offset)
+    return keras.layers.Cropping2D((crop, crop), name=name)(x)
+
+
+def dcgan_generator(*, latent_dim, image_size, start_filters, up_filters, up_kernel, channels,
+                    batch_norm, dense_activation, final, sn=None, name=None):
+    """Dense → ``n₀²·start_filters`` → stride-2 deconvs (BN, ReLU) → tanh output.
+
+    The spatial sizes are :func:`conv_sizes` of ``image_size`` in reverse (``n₀`` the smallest),
+    so any ``image_size`` works: a power-of-two multiple of ``n₀`` doubles at every deconv,
+    otherwise a deconv whose target is odd is followed by a ``Cropping2D`` (see
+    :func:`_crop_to`) and matches TF's ``conv2d_transpose`` to that size.
 
     Args:
         latent_dim: size of the latent vector z.
-        image_size: output height = width (``start_size·2^len(up_filters)``, or one more
-            doubling when ``final="deconv"``).
+        image_size: output height = width.
         start_filters: channels of the dense layer's reshaped output.
         up_filters: filters of the stride-2 deconvolutions (each followed by BN and ReLU).
         up_kernel: their kernel size.
@@ -34,6 +74,8 @@ def dcgan_generator(*, latent_dim, image_size, start_size, start_filters, up_fil
         ``keras.Model``: ``[b, latent_dim] → [b, image_size, image_size, channels]`` in [-1, 1].
     """
     factory = common.LayerFactory(num_sn_layers=len(up_filters) + 2, **(sn or {}))
+    sizes = conv_sizes(image_size, len(up_filters) + (final == "deconv"))[::-1]
+    start_size = sizes[0]
     z = keras.Input((latent_dim,), name="latents")
     x = factory.dense(start_size * start_size * start_filters, name="dense")(z)
     if dense_activation:
@@ -43,16 +85,16 @@ def dcgan_generator(*, latent_dim, image_size, start_size, start_filters, up_fil
     x = keras.layers.Reshape((start_size, start_size, start_filters))(x)
     for i, filters in enumerate(up_filters):
         x = factory.deconv(filters, up_kernel, strides=2, name=f"deconv{i}")(x)
+        x = _crop_to(x, sizes[i + 1], up_kernel, 2, name=f"deconv{i}_crop")
         if batch_norm:
             x = common.batch_norm_layer(batch_norm, f"deconv{i}_bn")(x)
         x = keras.layers.ReLU()(x)
     if final == "deconv":
         x = factory.deconv(channels, up_kernel, strides=2, name="to_image")(x)
+        x = _crop_to(x, image_size, up_kernel, 2, name="to_image_crop")
     else:
         x = factory.conv(channels, 3, strides=1, name="to_image")(x)
     images = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
-    if images.shape[1] != image_size:
-        raise ValueError(f"Internal size mismatch: {images.shape} vs `image_size={image_size}`")
     return keras.Model(z, images, name=name)
 
 
@@ -92,7 +134,7 @@ def s1_generator(*, image_size=32, channels=3, latent_dim=128, widths=(512, 256,
     common.check_image_size(image_size, 8, "dcgan_s1")
     widths = common.check_widths(widths, 4)
     return dcgan_generator(
-        latent_dim=latent_dim, image_size=image_size, start_size=image_size // 8,
+        latent_dim=latent_dim, image_size=image_size,
         start_filters=widths[0], up_filters=widths[1:], up_kernel=4, channels=channels,
         batch_norm=batch_norm, dense_activation=False, final="conv3", sn=sn, name=name)
 
@@ -111,7 +153,7 @@ def s2_generator(*, image_size=64, channels=3, latent_dim=128,
     common.check_image_size(image_size, 16, "dcgan_s2")
     widths = common.check_widths(widths, 5)
     return dcgan_generator(
-        latent_dim=latent_dim, image_size=image_size, start_size=image_size // 16,
+        latent_dim=latent_dim, image_size=image_size,
         start_filters=widths[0], up_filters=widths[1:], up_kernel=4, channels=channels,
         batch_norm=batch_norm, dense_activation=False, final="conv3", sn=sn, name=name)
 
@@ -132,7 +174,7 @@ def sngan_generator(*, image_size=32, channels=3, latent_dim=128, widths=(512, 2
     common.check_image_size(image_size, 8, "sngan")
     widths = common.check_widths(widths, 4)
     return dcgan_generator(
-        latent_dim=latent_dim, image_size=image_size, start_size=image_size // 8,
+        latent_dim=latent_dim, image_size=image_size,
         start_filters=widths[0], up_filters=widths[1:], up_kernel=5, channels=channels,
         batch_norm=batch_norm, dense_activation=True, final="conv3", sn=sn, name=name)
 
@@ -149,17 +191,22 @@ def sngan_critic(*, image_size=32, channels=3, widths=(64, 64, 128, 128, 256, 25
 
 def p1_generator(*, image_size=64, channels=3, latent_dim=100, widths=(512, 256, 128, 64),
                  batch_norm=True, sn=None, name="dcgan_p1_generator"):
-    common.check_image_size(image_size, 16, "dcgan_p1")
+    """Dense → ⌈n/16⌉²·w₀ (BN, ReLU) → 5×5 s2 deconvs w₁, w₂, w₃ (BN, ReLU) → 5×5 s2 deconv, tanh.
+
+    Any ``image_size`` n, with the sizes of :func:`conv_sizes` (28: 2 → 4 → 7 → 14 → 28).
+    """
+    common.check_int(image_size, "image_size")
     widths = common.check_widths(widths, 4)
     return dcgan_generator(
-        latent_dim=latent_dim, image_size=image_size, start_size=image_size // 16,
+        latent_dim=latent_dim, image_size=image_size,
         start_filters=widths[0], up_filters=widths[1:], up_kernel=5, channels=channels,
         batch_norm=batch_norm, dense_activation=True, final="deconv", sn=sn, name=name)
 
 
 def p1_critic(*, image_size=64, channels=3, widths=(64, 128, 256, 512), leaky_slope=0.2,
               output_dim=16, sn=None, name="dcgan_p1_critic"):
-    common.check_image_size(image_size, 16, "dcgan_p1")
+    """Four 5×5 s2 ``same`` convs (LeakyReLU) → dense; any ``image_size`` (28: 14, 7, 4, 2)."""
+    common.check_int(image_size, "image_size")
     widths = common.check_widths(widths, 4)
     return dcgan_critic(image_size=image_size, channels=channels,
                         convs=[(w, 5, 2) for w in widths], leaky_slope=leaky_slope,
@@ -175,7 +222,7 @@ def small_generator(*, image_size=16, channels=1, latent_dim=32, widths=(32,),
     (width,) = common.check_widths(widths, 1)
     up = [width * 2 ** (steps - 1 - i) for i in range(steps)]
     return dcgan_generator(
-        latent_dim=latent_dim, image_size=image_size, start_size=4, start_filters=up[0],
+        latent_dim=latent_dim, image_size=image_size, start_filters=up[0],
         up_filters=up, up_kernel=4, channels=channels, batch_norm=batch_norm,
         dense_activation=True, final="conv3", sn=sn, name=name)
 

@@ -13,7 +13,7 @@ def mlp_generator(*, latent_dim=16, data_dim=2, widths=(128, 128, 128), batch_no
         ``keras.Model``: ``[b, latent_dim] → [b, data_dim]`` float32.
     """
     common.check_int(data_dim, "data_dim")
-    widths = common.check_widths(widths, len(tuple(widths)) or 1)
+    widths = common.check_widths(widths)
     factory = common.LayerFactory(num_sn_layers=len(widths) + 1, **(sn or {}))
     z = keras.Input((latent_dim,), name="latents")
     x = z
@@ -35,7 +35,7 @@ def mlp_critic(*, data_dim=2, widths=(128, 128, 128), leaky_slope=0.2, output_di
         ``keras.Model``: ``[b, data_dim] → [b, output_dim]`` float32.
     """
     common.check_int(data_dim, "data_dim")
-    widths = common.check_widths(widths, len(tuple(widths)) or 1)
+    widths = common.check_widths(widths)
     factory = common.LayerFactory(num_sn_layers=len(widths) + 1, **(sn or {}))
     points = keras.Input((data_dim,), name="points")
     x = points

@@ -11,6 +11,7 @@ layer. Critic blocks down-sample while the feature map stays ≥ 2×2; the remai
 
 import keras
 
+from mmd_keras import layers as sn_layers
 from mmd_keras.networks import common, dcgan
 
 
@@ -56,9 +57,14 @@ def resnet_generator(*, image_size=64, channels=3, latent_dim=128,
     Returns:
         ``keras.Model``: ``[b, latent_dim] → [b, image_size, image_size, channels]`` in [-1, 1].
     """
-    widths = common.check_widths(widths, len(tuple(widths)))
+    return _resnet_generator("resnet", image_size, channels, latent_dim, widths, batch_norm, sn,
+                             name)
+
+
+def _resnet_generator(arch, image_size, channels, latent_dim, widths, batch_norm, sn, name):
+    widths = common.check_widths(widths)
     blocks = len(widths) - 1
-    common.check_image_size(image_size, 2**blocks, name.split("_")[0])
+    common.check_image_size(image_size, 2**blocks, arch)
     factory = common.LayerFactory(num_sn_layers=3 * blocks + 2, **(sn or {}))
     start = image_size // 2**blocks
     z = keras.Input((latent_dim,), name="latents")
@@ -84,7 +90,7 @@ def resnet_critic(*, image_size=64, channels=3, widths=(64, 128, 256, 512, 1024)
         ``keras.Model``: ``[b, image_size, image_size, channels] → [b, output_dim]`` float32.
     """
     common.check_image_size(image_size, 16, "resnet")
-    widths = common.check_widths(widths, len(tuple(widths)))
+    widths = common.check_widths(widths)
     plan, size, channels_in = [], image_size, channels
     for i, filters in enumerate(widths):
         downsample = size // 2 >= 2 and size % 2 == 0
@@ -98,7 +104,7 @@ def resnet_critic(*, image_size=64, channels=3, widths=(64, 128, 256, 512, 1024)
         x = _down_block(x, filters, factory, leaky_slope, downsample, first=i == 0,
                         name=f"down{i}")
     x = keras.layers.LeakyReLU(negative_slope=leaky_slope)(x)
-    x = keras.layers.Lambda(lambda t: keras.ops.sum(t, axis=(1, 2)), name="sum_pool")(x)
+    x = sn_layers.GlobalSumPooling2D(name="sum_pool")(x)
     x = factory.dense(output_dim, name="dense")(x)
     features = keras.layers.Activation("linear", dtype="float32", name="features")(x)
     return keras.Model(images, features, name=name)
@@ -108,14 +114,14 @@ def celeba160_generator(*, image_size=160, channels=3, latent_dim=100,
                         widths=(1024, 512, 256, 128, 64), batch_norm=True, sn=None,
                         name="celeba160_generator"):
     """Paper 1's 10-layer ResNet generator (dense, 4 up-blocks, conv): 10×10 → 160×160."""
-    return resnet_generator(image_size=image_size, channels=channels, latent_dim=latent_dim,
-                            widths=widths, batch_norm=batch_norm, sn=sn, name=name)
+    return _resnet_generator("celeba160", image_size, channels, latent_dim, widths, batch_norm,
+                             sn, name)
 
 
 def celeba160_critic(*, image_size=160, channels=3, widths=(64, 128, 256, 512, 1024),
                      leaky_slope=0.2, output_dim=16, sn=None, name="celeba160_critic"):
     """Paper 1's 5-layer DCGAN critic: 5×5 stride-2 convs (df … 16·df), LeakyReLU, dense."""
-    widths = common.check_widths(widths, len(tuple(widths)))
+    widths = common.check_widths(widths)
     common.check_image_size(image_size, 2 ** len(widths), "celeba160")
     return dcgan.dcgan_critic(image_size=image_size, channels=channels,
                               convs=[(w, 5, 2) for w in widths], leaky_slope=leaky_slope,

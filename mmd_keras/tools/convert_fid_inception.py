@@ -2,20 +2,26 @@
 
 Usage::
 
-    python -m mmd_keras.tools.convert_fid_inception \
-        pt_inception-2015-12-05-6726825d.pth fid_inception.npz [--overwrite]
+    python -m mmd_keras.tools.convert_fid_inception pt_inception-2015-12-05-6726825d.pth \
+        [OUTPUT.npz] [--overwrite]
 
 The input is the PyTorch state dict that pytorch-fid and torch-fidelity download
-(``pt_inception-2015-12-05-6726825d.pth``); reading it needs torch (the ``torch`` extra:
-``pip install "mmd_keras[torch]"``). The output ``.npz`` holds the weights in Keras layout,
-tagged with a format string; load it with
-``mmd_keras.inception.FIDInceptionExtractor(weights_path)``. Exit status: 0 on success,
-2 on bad arguments or input (nothing is written then).
+(``pt_inception-2015-12-05-6726825d.pth``, released at
+https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/); reading it needs
+torch (the ``torch`` extra: ``pip install "mmd_keras[torch]"``). The output ``.npz`` holds the
+weights in Keras layout, tagged with a format string. Without ``OUTPUT`` it is written to the
+default location, ``$MMD_KERAS_CACHE/fid_inception.npz`` (else
+``~/.cache/mmd_keras/fid_inception.npz``), where ``python -m mmd_keras.evaluate
+--extractor=fid_inception`` and :class:`mmd_keras.evaluation.inception.FIDInceptionExtractor`
+look when no weights path is given. Exit status: 0 on success, 2 on bad arguments or input
+(nothing is written then).
 """
 
 import argparse
 import os
 import sys
+
+from mmd_keras.evaluation import weights as weights_lib
 
 
 def read_state_dict(path):
@@ -46,8 +52,8 @@ def read_state_dict(path):
     return {key: value.detach().cpu().numpy() for key, value in state_dict.items()}
 
 
-def convert(input_path, output_path, overwrite=False):
-    """Converts ``input_path`` (.pth) into ``output_path`` (.npz).
+def convert(input_path, output_path=None, overwrite=False):
+    """Converts ``input_path`` (.pth) into ``output_path`` (.npz; default: the cache file).
 
     The names, layer count and classifier shape are checked here; every shape is checked
     again against the network when the file is loaded.
@@ -57,6 +63,9 @@ def convert(input_path, output_path, overwrite=False):
         FileExistsError: the output exists and ``overwrite`` is False.
         ValueError: the state dict is not pytorch-fid's Inception (names the bad entries).
     """
+    if output_path is None:
+        output_path = weights_lib.default_fid_weights_path()
+        os.makedirs(os.path.dirname(output_path), exist_ok=True)
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
     if not output_path.endswith(".npz"):
         raise ValueError(f"Expected an output path ending in `.npz`. Received: `{output_path}`")
@@ -65,7 +74,7 @@ def convert(input_path, output_path, overwrite=False):
     if os.path.exists(output_path) and not overwrite:
         raise FileExistsError(
             f"Output `{output_path}` exists; pass --overwrite to replace it.")
-    from mmd_keras import inception
+    from mmd_keras.evaluation import inception
 
     weights = inception.keras_weights_from_state_dict(read_state_dict(input_path))
     inception.check_converted_weights(weights)
@@ -81,7 +90,10 @@ def main(argv=None):
         prog="python -m mmd_keras.tools.convert_fid_inception",
         description="Convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth to Keras weights.")
     parser.add_argument("input", help="PyTorch state dict (.pth) of pytorch-fid's FID Inception")
-    parser.add_argument("output", help="Keras weights file to write (.npz)")
+    parser.add_argument("output", nargs="?", default=None,
+                        help="Keras weights file to write (.npz); default "
+                             f"{weights_lib.default_fid_weights_path()} (the default location "
+                             "evaluate and the launcher look at)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     args = parser.parse_args(argv)
     try:

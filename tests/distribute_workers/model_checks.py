@@ -6,7 +6,7 @@ Usage: ``python model_checks.py``. Three logical CPUs.
    generator, EMA, default "mmd" loss (rq* kernel + witness gradient penalty), block
    MMD: every variable (networks, EMA, optimizers, SN vectors, BN statistics,
    step) must be identical on every replica.
-2. The imagenet64 config (configs/imagenet64_sn_smmd.cfg: SN-SMMD, SN-ResNet, block
+2. The imagenet64 config (configs/imagenet64.cfg: SN-SMMD, SN-ResNet, block
    MMD, clipping, Adam) with tiny sizes (16 px, widths 4, batch 2 per replica) for 2
    steps, with ``critic_schedule=fixed, critic_steps=1`` instead of paper2 (paper2
    traces 5 + 10 critic steps: ~3 CPU minutes here).
@@ -69,7 +69,7 @@ result["fit_logs_finite"] = all(np.isfinite(v).all() for v in history.history.va
 common.progress("fit done")
 # 2. imagenet64 config, tiny.
 config, _ = launch.parse([
-    "launch", f"--flagfile={os.path.join(ROOT, 'configs', 'imagenet64_sn_smmd.cfg')}",
+    "launch", f"--flagfile={os.path.join(ROOT, 'configs', 'imagenet64.cfg')}",
     "--image_size=16", "--generator_widths=4,4", "--critic_widths=4,4", "--latent_dim=4", "--batch_size=2",
     "--critic_schedule=fixed", "--critic_steps=1",
 ])

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mmd_keras import distribute  # noqa: E402
-from mmd_keras.losses.mmd import mmd2  # noqa: E402
+from mmd_keras.losses.estimators import mmd2  # noqa: E402
 
 OUT = sys.argv[1]
 STEPS, BLOCK, DIM, HIDDEN, OUT_DIM, LATENT, LR = 3, 4, 3, 5, 3, 2, 0.5
@@ -85,7 +85,13 @@ def replay(mode):
     return {k: v.numpy() for k, v in w.items()}
 
 
-result = {"task": TASK, "replicas": REPLICAS, "is_chief": distribute.is_chief(strategy)}
+def is_chief(strategy):
+    """Worker 0 (no chief task in this cluster) writes the real checkpoint."""
+    resolver = strategy.cluster_resolver
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+result = {"task": TASK, "replicas": REPLICAS, "is_chief": is_chief(strategy)}
 weights = {}
 checkpoint_items = {}
 for mode in distribute.ACROSS_REPLICAS:
@@ -93,16 +99,19 @@ for mode in distribute.ACROSS_REPLICAS:
     weights.update({f"{mode}/{k}": v.numpy() for k, v in w.items()})
     checkpoint_items.update({f"{mode}_{k}": v for k, v in w.items()})
     checkpoint_items[f"{mode}_optimizer"] = optimizer
-    if distribute.is_chief(strategy):
+    if is_chief(strategy):
         reference = replay(mode)
         result[f"{mode}_replay_diff"] = common.max_abs_diff(
             [weights[f"{mode}/{k}"] for k in NAMES], [reference[k] for k in NAMES]
         )
         result[f"{mode}_moved"] = common.max_abs_diff([weights[f"{mode}/{k}"] for k in NAMES], [init[k] for k in NAMES])
 
-directory = distribute.worker_directory(os.path.join(OUT, "ckpt"), strategy)
+# Every worker must save (collective); a non-chief worker saves to a private directory.
+directory = os.path.join(OUT, "ckpt")
+if not is_chief(strategy):
+    directory = os.path.join(directory, f".worker_{strategy.cluster_resolver.task_id}")
 path = tf.train.Checkpoint(**checkpoint_items).write(os.path.join(directory, "ckpt"))
-if not distribute.is_chief(strategy):
+if not is_chief(strategy):
     shutil.rmtree(directory)
 else:
     result["checkpoint"] = path

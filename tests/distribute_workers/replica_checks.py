@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mmd_keras import distribute  # noqa: E402
-from mmd_keras.losses.mmd import mmd2  # noqa: E402
+from mmd_keras.losses.estimators import mmd2  # noqa: E402
 
 BLOCK, DIM, HIDDEN, OUT, LATENT = 5, 3, 6, 4, 2
 NAMES = ("w1", "w2", "g")
@@ -101,16 +101,9 @@ def check(num):
     result["global_value_diff"] = common.max_abs_diff(values, [global_value] * num)
     result["global_grad_diff"] = common.max_abs_diff(updates, global_grads)
 
-    # replica_seed: distinct per replica, equal to fold_in(seed, r) on the host.
-    seed = tf.constant([7, 11], tf.int32)
-    seeds = strategy.run(tf.function(lambda: distribute.replica_seed(seed)))
-    seeds = [s.numpy().tolist() for s in strategy.experimental_local_results(seeds)]
-    result["seeds_match"] = seeds == [tf.random.experimental.stateless_fold_in(seed, r).numpy().tolist() for r in range(num)]
-    result["seeds_distinct"] = len({tuple(s) for s in seeds}) == num
-
     # Synchronized batch norm: each block normalized with the global-batch moments.
     with strategy.scope():
-        sync_bn = distribute.batch_normalization(synchronized=True, momentum=0.5)
+        sync_bn = keras.layers.BatchNormalization(synchronized=True, momentum=0.5)
         sync_bn.build((None, DIM))
     out = strategy.run(tf.function(lambda x: sync_bn(x, training=True)), (per_replica(real),))
     out = np.concatenate([t.numpy() for t in strategy.experimental_local_results(out)])

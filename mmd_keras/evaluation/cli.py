@@ -1,0 +1,396 @@
+"""Score generated images against a reference: ``python -m mmd_keras.evaluate``.
+
+Samples and references can each be
+
+* an exported generator (a SavedModel folder from :mod:`mmd_keras.export`, or its run folder
+  ``<root>/<run>/`` whose highest numeric version is used); images come from its ``sample``
+  signature, batch ``i`` drawn with seed ``np.random.SeedSequence([seed, i])``;
+* a folder of PNG/JPEG/BMP/GIF images (sorted by name, all the same size);
+* a ``.npz`` (array ``images``, or its only array) or ``.npy`` file ``[N, H, W, C]``: uint8 in
+  ``[0, 255]`` or float in ``[-1, 1]``;
+* ``digits`` / ``digits:test`` (the held-out split, default) / ``digits:train`` /
+  ``digits:all`` — scikit-learn's digits at the samples' size (16 or 32 px, else 32).
+
+Example, on the model the default ``python -m mmd_keras.launch`` run exports to
+``saved_models/digits``::
+
+    python -m mmd_keras.evaluate --samples=saved_models/digits --reference=digits \\
+        --extractor=digits --num_samples=1000 --output=scores.json
+
+It prints the scores and writes JSON with every parameter used (extractor and its weights,
+sample counts, KID subsets, seed and the estimated variance of a one-subset KID). KID is raw
+MMD² (not ×100); FID is biased in n, so compare runs only at equal ``n``.
+
+FID-Inception weights (``--extractor=fid_inception``): pytorch-fid's released
+``pt_inception-2015-12-05-6726825d.pth``, converted once with
+``python -m mmd_keras.tools.convert_fid_inception pt_inception-2015-12-05-6726825d.pth``,
+which writes ``$MMD_KERAS_CACHE/fid_inception.npz`` (else ``~/.cache/mmd_keras/``), where
+this command looks when ``--weights`` is not given.
+
+Flags are absl's ``--snake_case`` (the launcher's style); the older ``--dash-case`` spellings
+are accepted as aliases. Exit status 0, or 2 with an ``error:`` line and nothing computed or
+written on bad input (flags are checked before TensorFlow is imported).
+"""
+
+import dataclasses
+import json
+import math
+import os
+import sys
+
+from absl import flags
+
+import numpy as np
+
+from mmd_keras.evaluation import kid as kid_lib
+from mmd_keras.evaluation import weights as weights_lib
+
+PROGRAM = "python -m mmd_keras.evaluate"
+METRICS = ("kid", "fid", "is")
+EXIT_BAD_INPUT = 2
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+DIGITS_SOURCES = {"digits": "test", "digits:test": "test", "digits:train": "train",
+                  "digits:all": "all"}
+
+
+def _define_flags(flag_values):
+    def string(name, default, help_text, **kwargs):
+        flags.DEFINE_string(name, default, help_text, flag_values=flag_values, **kwargs)
+
+    def integer(name, default, help_text, lower_bound):
+        flags.DEFINE_integer(name, default, help_text, lower_bound=lower_bound,
+                             flag_values=flag_values)
+
+    def enum(name, default, choices, help_text):
+        flags.DEFINE_enum(name, default, list(choices), help_text, flag_values=flag_values)
+
+    string("samples", None, "Generated images: an exported generator (SavedModel or run "
+           "folder), an image folder, a .npz/.npy file, or digits[:split].")
+    string("reference", "digits", "Real images: digits[:test|train|all], an image folder, or a "
+           ".npz/.npy file.")
+    string("output", None, "JSON file to write; its folder must exist.")
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing --output.",
+                         flag_values=flag_values)
+    enum("extractor", "digits", weights_lib.EXTRACTOR_NAMES,
+         "Feature network: digits (offline LeNet-like classifier), fid_inception (the FID "
+         "network of published scores), inception_v3 (Keras's ImageNet InceptionV3; not "
+         "comparable with published numbers).")
+    string("weights", None, "fid_inception: the converted .npz (default: "
+           f"{weights_lib.default_fid_weights_path()} if it exists; "
+           + weights_lib.how_to_get_fid_weights() + ") inception_v3: a weights file or "
+           "'imagenet' (download).")
+    string("cache_dir", None, "Folder of the cached digits classifier (default "
+           "$MMD_KERAS_CACHE, else ~/.cache/mmd_keras).")
+    integer("num_samples", None, "Samples used (the first ones); required for a generator; "
+            "default all.", 2)
+    integer("num_reference", None, "Reference images used (the first ones); default all.", 2)
+    flags.DEFINE_list("metrics", list(METRICS), f"Comma list of {', '.join(METRICS)}.",
+                      flag_values=flag_values)
+    integer("kid_subsets", 100, "KID: random subsets averaged.", 1)
+    integer("kid_subset_size", None, "KID: rows per subset from each set; default "
+            "min(1000, n_samples, n_reference).", 2)
+    enum("kid_method", "subsets", kid_lib.KID_METHODS,
+         "KID: random subsets (torch-fidelity) or disjoint blocks (TF-GAN).")
+    enum("kid_variance", "unbiased", kid_lib.MMD2_VARIANCE_ESTIMATORS,
+         "KID: estimator of the variance of one subset's estimate: unbiased (exact), or "
+         "official (paper 1's code's --mmd-var, biased low by O(1/m)).")
+    integer("is_splits", 10, "Inception Score splits.", 1)
+    integer("seed", 0, "Seed of the generator's latents and of the KID subsets.", 0)
+    integer("batch_size", 256, "Generator batch size.", 1)
+
+
+FLAGS = flags.FlagValues()
+_define_flags(FLAGS)
+
+
+def _canonical(argv):
+    """Maps the old ``--dash-case`` spellings to the flags' ``--snake_case`` names."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--") and "-" in arg[2:].split("=", 1)[0]:
+            name, sep, value = arg[2:].partition("=")
+            arg = "--" + name.replace("-", "_") + sep + value
+        out.append(arg)
+    return out
+
+
+def usage():
+    """The ``--help`` text: what the command does and every flag with its help and default."""
+    return (f"USAGE: {PROGRAM} --samples=SOURCE --output=FILE.json [flags]\n\n{__doc__}\n"
+            f"Flags:\n{FLAGS.get_help()}\n")
+
+
+def parse(argv):
+    """Parses and checks ``argv`` (without the program name) without importing TensorFlow.
+
+    Returns:
+        The parsed :class:`absl.flags.FlagValues`, or None when help was printed.
+
+    Raises:
+        ValueError: an unknown flag, a bad value, or an unusable ``--output``/``--weights``;
+            the message names the flag.
+    """
+    argv = _canonical(list(argv))
+    if any(arg in ("-h", "--help", "--helpfull", "-help", "--helpshort") for arg in argv):
+        print(usage())
+        return None
+    FLAGS.unparse_flags()
+    try:
+        FLAGS([PROGRAM] + argv)
+    except flags.Error as error:
+        raise ValueError(f"{error}. See `{PROGRAM} --help`.") from None
+    for name in ("samples", "output"):
+        if not FLAGS[name].value:
+            raise ValueError(f"Expected `--{name}`. Received: none. See `{PROGRAM} --help`.")
+    unknown = [m for m in FLAGS.metrics if m not in METRICS]
+    if unknown or not FLAGS.metrics:
+        raise ValueError(f"Expected metrics from {METRICS}. Received: "
+                         f"`--metrics={','.join(FLAGS.metrics)}`")
+    output = os.path.abspath(FLAGS.output)
+    folder = os.path.dirname(output)
+    if not os.path.isdir(folder):
+        raise ValueError(f"Expected `--output` in an existing folder. Received: "
+                         f"`--output={FLAGS.output}` (no folder `{folder}`).")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"Expected `--output` in a writable folder. Received: "
+                         f"`--output={FLAGS.output}`")
+    if os.path.isdir(output):
+        raise ValueError(f"Expected `--output` to be a file. Received: a folder "
+                         f"`--output={FLAGS.output}`")
+    if os.path.exists(output) and not FLAGS.overwrite:
+        raise ValueError(f"Output `{FLAGS.output}` exists; pass --overwrite to replace it.")
+    if FLAGS.extractor == "fid_inception":  # fail before any work, naming the flag
+        FLAGS.weights = weights_lib.resolve_fid_weights_path(FLAGS.weights, flag="--weights")
+    return FLAGS
+
+
+def _to_unit_range(images, source):
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3) or len(images) == 0:
+        raise ValueError(f"Expected images [N, H, W, 1 or 3] in `{source}`. Received: shape "
+                         f"{images.shape}")
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 127.5 - 1.0
+    images = images.astype(np.float32)
+    if not np.all(np.isfinite(images)) or images.min() < -1.001 or images.max() > 1.001:
+        raise ValueError(f"Expected uint8 or float images in [-1, 1] in `{source}`. Received: "
+                         f"float values in [{np.nanmin(images):.4g}, {np.nanmax(images):.4g}]")
+    return images
+
+
+def _saved_model_dir(path):
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = [d for d in os.listdir(path) if d.isdigit()
+                and os.path.isfile(os.path.join(path, d, "saved_model.pb"))]
+    return os.path.join(path, max(versions, key=int)) if versions else None
+
+
+def _generate(model_dir, num_samples, seed, batch_size):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(model_dir)
+    if "sample" not in loaded.signatures:
+        raise ValueError(f"Expected a generator exported by mmd_keras.export (a `sample` "
+                         f"signature) in `{model_dir}`. Received: {list(loaded.signatures)}")
+    sample = loaded.signatures["sample"]
+    batches = []
+    for i, start in enumerate(range(0, num_samples, batch_size)):
+        batch_seed = int(np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0] >> 1)
+        out = sample(batch_size=tf.constant(min(batch_size, num_samples - start), tf.int32),
+                     seed=tf.constant(batch_seed, tf.int64))
+        batches.append(out["images"].numpy())
+    return np.concatenate(batches)
+
+
+def _read_folder(path):
+    import tensorflow as tf
+
+    names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
+    if not names:
+        raise ValueError(f"Expected image files {IMAGE_EXTENSIONS} or a SavedModel in folder "
+                         f"`{path}`. Received: none.")
+    images = [tf.io.decode_image(tf.io.read_file(os.path.join(path, n)),
+                                 expand_animations=False).numpy() for n in names]
+    shapes = {image.shape for image in images}
+    if len(shapes) != 1:
+        raise ValueError(f"Expected images of one size in `{path}`. Received: {sorted(shapes)}")
+    return np.stack(images)
+
+
+def _read_array_file(path):
+    if path.endswith(".npy"):
+        return np.load(path, allow_pickle=False)
+    with np.load(path, allow_pickle=False) as data:
+        if "images" in data.files:
+            return data["images"]
+        if len(data.files) == 1:
+            return data[data.files[0]]
+        raise ValueError(f"Expected an array `images` (or a single array) in `{path}`. "
+                         f"Received: {data.files}")
+
+
+def load_images(source, num_samples=None, seed=0, batch_size=256, image_size=None):
+    """Images ``[N, H, W, C]`` float32 in ``[-1, 1]`` and a JSON-able description.
+
+    Args:
+        source: a SavedModel (or run) folder, an image folder, a ``.npz``/``.npy`` file, or
+            ``digits[:split]`` (see the module docstring).
+        num_samples: images to use (the first ones of a folder/file/dataset); required for
+            a generator; None = all.
+        seed: generator seed (see the module docstring).
+        batch_size: generator batch size.
+        image_size: size of the ``digits`` images (16 or 32; other values give 32).
+
+    Raises:
+        ValueError / FileNotFoundError: bad or missing input (clear messages).
+    """
+    info = {"source": source}
+    if source in DIGITS_SOURCES:
+        from mmd_keras import datasets
+
+        size = image_size if image_size in (16, 32) else 32
+        images, _ = datasets.digits_images(DIGITS_SOURCES[source], size)
+        info.update(kind="dataset", dataset="digits", split=DIGITS_SOURCES[source], image_size=size)
+    elif os.path.isdir(source):
+        model_dir = _saved_model_dir(source)
+        if model_dir is not None:
+            if num_samples is None:
+                raise ValueError(f"Expected --num_samples for the generator `{source}`. "
+                                 "Received: none.")
+            images = _generate(model_dir, num_samples, seed, batch_size)
+            info.update(kind="generator", saved_model=model_dir, seed=seed,
+                        signature="sample", batch_size=batch_size)
+        else:
+            images = _read_folder(source)
+            info.update(kind="folder")
+    elif os.path.isfile(source) and source.endswith((".npz", ".npy")):
+        images = _read_array_file(source)
+        info.update(kind="array_file")
+    else:
+        raise FileNotFoundError(
+            f"Expected a SavedModel/image folder, a .npz/.npy file or one of "
+            f"{sorted(DIGITS_SOURCES)}. Received: `{source}` (not found or unsupported).")
+    if num_samples is not None:
+        if num_samples < 2:
+            raise ValueError(f"Expected --num_samples >= 2. Received: {num_samples}")
+        if len(images) < num_samples:
+            raise ValueError(f"Expected at least {num_samples} images in `{source}`. "
+                             f"Received: {len(images)}")
+        images = images[:num_samples]
+    images = _to_unit_range(images, source)
+    info.update(n=int(len(images)), shape=list(images.shape[1:]))
+    return images, info
+
+
+def evaluate(samples, reference, extractor, metrics=METRICS, kid_subsets=100,
+             kid_subset_size=None, kid_method="subsets", is_splits=10, seed=0,
+             kid_variance="unbiased"):
+    """Scores image arrays with an extractor; returns a JSON-able dict of results.
+
+    Args:
+        samples: ``[N, H, W, C]`` in ``[-1, 1]`` (generated images).
+        reference: ``[M, H', W', C]`` in ``[-1, 1]`` (real images).
+        extractor: a :class:`mmd_keras.evaluation.extractor_base.FeatureExtractor`.
+        metrics: subset of ``("kid", "fid", "is")``; ``"is"`` needs ``extractor.probabilities``.
+        kid_subsets, kid_method: see ``metrics.kernel_inception_distance``.
+        kid_subset_size: None = ``min(1000, N, M)``.
+        is_splits: Inception Score splits.
+        seed: seed of the KID subsets.
+        kid_variance: estimator of the one-subset KID variance, "unbiased" or "official"
+            (``kid.mmd2_variance``).
+    """
+    from mmd_keras.evaluation import metrics as metrics_lib  # imports TensorFlow: after parsing
+
+    unknown = sorted(set(metrics) - set(METRICS))
+    if unknown or not metrics:
+        raise ValueError(f"Expected metrics from {METRICS}. Received: {list(metrics)}")
+    if "is" in metrics and not getattr(extractor, "has_probabilities", False):
+        raise ValueError(f"Expected an extractor with class probabilities for `is`. Received: "
+                         f"`{extractor.name}` (features only).")
+    real, fake = extractor(reference), extractor(samples)
+    if kid_subset_size is None:
+        kid_subset_size = min(1000, len(real), len(fake))
+    results = {}
+    if "kid" in metrics:
+        kid = metrics_lib.kernel_inception_distance(
+            fake, real, num_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed,
+            method=kid_method, variance_estimator=kid_variance)
+        results["kid"] = {**dataclasses.asdict(kid), "scale": "raw MMD² (not ×100)",
+                          "a": "samples", "b": "reference"}
+    if "fid" in metrics:
+        results["fid"] = {**dataclasses.asdict(metrics_lib.frechet_distance(fake, real)),
+                          "a": "samples", "b": "reference"}
+    if "is" in metrics:
+        score = metrics_lib.inception_score(extractor.probabilities(samples), splits=is_splits)
+        results["inception_score"] = {**dataclasses.asdict(score), "of": "samples"}
+    return {"metrics": results, "extractor": extractor.get_config(),
+            "feature_dim": int(real.shape[1])}
+
+
+def _make_extractor(args):
+    from mmd_keras.evaluation import extractors
+
+    if args.extractor == "digits":
+        return extractors.get("digits", cache_dir=args.cache_dir)
+    if args.extractor == "fid_inception":
+        return extractors.get("fid_inception", weights_path=args.weights, flag="--weights")
+    return extractors.get("inception_v3", weights=args.weights or "imagenet")
+
+
+def _summary(name, value):
+    """One printed line per metric; KID adds the estimated sd of a one-subset estimate."""
+    line = f"{name}: {value.get('mean', value.get('value')):.6g}"
+    if "std" in value:
+        line += f" ± {value['std']:.6g}"
+    variance = value.get("variance")
+    if variance is not None and math.isfinite(variance):
+        sd = math.sqrt(variance) if variance > 0 else float("nan")
+        line += (f" (one-subset estimator variance {variance:.6g}, sd {sd:.6g}; "
+                 f"{value['variance_estimator']})")
+    return line
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status (0, or 2 on bad input).
+
+    Args:
+        argv: the arguments without the program name; default ``sys.argv[1:]``.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parse(argv)
+        if args is None:
+            return 0
+        metrics = tuple(args.metrics)
+        samples, samples_info = load_images(args.samples, args.num_samples, args.seed,
+                                            args.batch_size)
+        size = samples.shape[1] if samples.shape[1] == samples.shape[2] else None
+        reference, reference_info = load_images(args.reference, args.num_reference, args.seed,
+                                                args.batch_size, image_size=size)
+        result = evaluate(samples, reference, _make_extractor(args), metrics=metrics,
+                          kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
+                          kid_method=args.kid_method, is_splits=args.is_splits, seed=args.seed,
+                          kid_variance=args.kid_variance)
+    except (ValueError, OSError, RuntimeError, NotImplementedError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    import mmd_keras
+
+    report = {"samples": samples_info, "reference": reference_info, "seed": args.seed,
+              "metrics_requested": list(metrics), "mmd_keras_version": mmd_keras.__version__,
+              **result}
+    for name, value in result["metrics"].items():
+        print(_summary(name, value))
+    tmp_path = f"{args.output}.tmp"
+    with open(tmp_path, "w") as handle:
+        json.dump(report, handle, indent=2, sort_keys=True)
+    os.replace(tmp_path, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Building a run: process-wide settings, the strategy, the data stream, the model, the
+checkpoints and the callbacks. Nothing here writes to the workdir except the savers it returns.
+"""
+
+import dataclasses
+import os
+import sys
+
+from mmd_keras.config import ConfigError
+
+
+def set_globals(config):
+    """Seeds, op determinism and the Keras dtype policy (process-wide, before any network)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(config.mixed_precision)
+
+
+def create_strategy(config):
+    """The ``tf.distribute`` strategy of ``config``, made before TensorFlow runs any op (multi-
+    worker collectives and TPU initialization need that); errors name ``--strategy``/``--tpu``."""
+    from mmd_keras import distribute
+
+    try:
+        return distribute.create_strategy(config.strategy, tpu=config.tpu or None)
+    except ValueError as error:
+        raise ConfigError("strategy", str(error)) from None
+    except Exception as error:  # TPU resolution/connection: name the TPU the user gave.
+        if config.strategy != "tpu":
+            raise
+        raise ConfigError("tpu", f"Expected `--tpu` to name a reachable TPU ({type(error).__name__}:"
+                          f" {str(error).splitlines()[0] if str(error) else ''}). Received: "
+                          f"`--tpu={config.tpu}`") from None
+
+
+def build_dataset(config, start_step=0, split=None, replicas=1):
+    """The training stream of global batches (``--batch_size`` per replica x ``replicas``; Keras
+    splits each across the replicas); with ``--deterministic`` a resumed run skips the consumed
+    batches, otherwise the shuffle is reseeded by the start step (no replay, no skipping)."""
+    from mmd_keras import datasets
+
+    deterministic = config.deterministic
+    return datasets.build_dataset(
+        config.dataset, split=split, image_size=config.image_size if config.channels else None,
+        batch_size=config.batch_size * replicas, data_dir=config.data_dir or None,
+        seed=config.seed if deterministic else config.seed + start_step,
+        deterministic=deterministic, start_batch=start_step if deterministic else 0)
+
+
+def fit_plan(start_step, total_steps, steps_per_epoch):
+    """The ``fit`` calls that take the step counter from ``start_step`` to ``total_steps``.
+
+    Returns:
+        list of ``(initial_epoch, epochs, steps_per_epoch, first_step)``: a partial epoch when
+        ``start_step`` is mid-epoch, the full epochs, and a partial last epoch if needed.
+    """
+    plan, step = [], start_step
+    while step < total_steps:
+        epoch, offset = divmod(step, steps_per_epoch)
+        if offset or total_steps - step < steps_per_epoch:
+            n = min(steps_per_epoch - offset, total_steps - step)
+            plan.append((epoch, epoch + 1, n, step))
+        else:
+            full = (total_steps - step) // steps_per_epoch
+            n = full * steps_per_epoch
+            plan.append((epoch, epoch + full, steps_per_epoch, step))
+        step += n
+    return plan
+
+
+def build_model(config, parts=None):
+    """The compiled MMDGAN (Adam with the config's betas, optimizers built) around the
+    networks and loss of ``parts`` (:class:`mmd_keras.runner.checks.Parts`; built when None)."""
+    import keras
+
+    from mmd_keras import models
+    from mmd_keras.runner import checks
+
+    if parts is None:
+        generator, critic = checks.build_networks(config)
+        parts = checks.Parts(generator, critic, checks.build_loss(config))
+    model = models.MMDGAN(
+        parts.generator, parts.critic, latent_dim=config.latent_dim,
+        latent_distribution=config.latent_distribution,
+        critic_schedule=config.critic_schedule, critic_steps=config.critic_steps,
+        ema_decay=config.ema_decay or None, clip_norm=config.clip_norm or None,
+        seed=config.seed, mmd_across_replicas=config.mmd_across_replicas)
+    adam = dict(beta_1=config.adam_beta1, beta_2=config.adam_beta2)
+    model.compile(generator_optimizer=keras.optimizers.Adam(config.generator_lr, **adam),
+                  critic_optimizer=keras.optimizers.Adam(config.critic_lr, **adam),
+                  loss=parts.loss, jit_compile=config.jit_compile,
+                  steps_per_execution=config.steps_per_execution)
+    return model
+
+
+@dataclasses.dataclass
+class Checkpoints:
+    """The run's ``tf.train.Checkpoint`` and its latest/best managers."""
+
+    checkpoint: object
+    manager: object
+    best_manager: object
+
+    def describe_latest(self):
+        return (self.manager.latest_checkpoint
+                or "none (no checkpoint was saved before the failure)")
+
+
+def build_checkpoints(config, directory, model, evaluation):
+    """Checkpoint of the model and the evaluation state; latest-k and best managers."""
+    import tensorflow as tf
+
+    items = dict(model.checkpoint_items())
+    if evaluation is not None:
+        items.update(evaluation.checkpoint_items())
+    checkpoint = tf.train.Checkpoint(**items)
+    manager = tf.train.CheckpointManager(checkpoint, directory,
+                                         max_to_keep=config.keep_checkpoints)
+    best = tf.train.CheckpointManager(checkpoint, os.path.join(directory, "best"), max_to_keep=1)
+    return Checkpoints(checkpoint, manager, best)
+
+
+def restore(checkpoints, config):
+    """Restores the latest checkpoint (if any); returns its path or None. ConfigError when its
+    variables do not fit the networks and loss of ``config``."""
+    path = checkpoints.manager.latest_checkpoint
+    if path is None:
+        return None
+    try:
+        checkpoints.checkpoint.restore(path).assert_existing_objects_matched()
+    except (AssertionError, ValueError) as error:
+        raise ConfigError("architecture", f"Expected the checkpoint in `--workdir="
+                          f"{config.workdir}` to come from the same architecture and loss; "
+                          f"it does not fit ({str(error).splitlines()[0][:300]}). Use another "
+                          f"--workdir. Received: `--architecture={config.architecture}`") from None
+    return path
+
+
+def console_is_terminal(stream=None):
+    """Whether the console is a terminal (Keras progress bar) or a log file (plain lines)."""
+    stream = stream or sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def build_callbacks(config, model, checkpoints, paths, writer, evaluation, print_fn):
+    """``(callbacks, samples)``: guard, evaluation, saver, sample grids, scalars, console, stop.
+
+    The evaluation callback's ``on_new_best`` saves through the saver made here.
+    """
+    from mmd_keras import callbacks as cb
+
+    guard = cb.NonFiniteGuard(checkpoints.describe_latest, print_fn=print_fn)
+    saver = cb.CheckpointCallback(checkpoints.manager, config.checkpoint_every,
+                                  checkpoints.best_manager, guard=guard)
+    if evaluation is not None:
+        evaluation.on_new_best = lambda step, metrics: saver.save_best(step)
+    samples = cb.SampleGrid(paths["samples"], config.sample_every, config.num_grid_samples,
+                            seed=config.seed + 1234, writer=writer, guard=guard)
+    evaluations = [evaluation] if evaluation is not None else []
+    console = cb.ConsoleLog(config.log_every, config.steps, evaluation,
+                            progress_lines=not console_is_terminal(), print_fn=print_fn)
+    callbacks = [guard, *evaluations, saver, samples,
+                 cb.ScalarLogger(writer, config.log_every, skip=evaluations), console,
+                 cb.StopAtStep(config.steps)]
+    return callbacks, guard, samples
+
+
+__all__ = ["set_globals", "create_strategy", "build_dataset", "fit_plan", "build_model",
+           "build_checkpoints", "restore", "build_callbacks"]

@@ -1,0 +1,212 @@
+"""Preflight: every check of a run that writes nothing, and the parts it builds once.
+
+The networks and the loss are built here, once, by the library's own builders: their
+validation is the check (no second rule table). A builder's :class:`mmd_keras.errors.ArgumentError`
+names its argument and owner; :func:`flag_for` maps it to the flag, so the error names what the
+user typed. Everything raises :class:`mmd_keras.config.ConfigError` (exit code 2).
+"""
+
+import dataclasses
+import json
+import os
+
+from mmd_keras import config as config_lib
+from mmd_keras.config import ConfigError
+from mmd_keras.errors import ArgumentError
+from mmd_keras.runner import evaluation as evaluation_lib
+
+RUN_FILE = "run.json"
+
+# (owner, argument) -> flag; owner None matches any owner.
+_FLAGS = {
+    (None, "image_size"): "image_size", (None, "channels"): "dataset",
+    (None, "output_dim"): "critic_output_dim", (None, "latent_dim"): "latent_dim",
+    (None, "sn_mode"): "sn_mode", (None, "learned_gain"): "learned_gain",
+    (None, "batch_norm"): "synchronized_bn", (None, "arch"): "architecture",
+    ("generator", "widths"): "generator_widths", ("critic", "widths"): "critic_widths",
+    (None, "sigmas"): "kernel_sigmas", (None, "alphas"): "kernel_alphas",
+    (None, "kernel"): "kernel", (None, "loss"): "loss",
+}
+
+
+def flag_for(error, default):
+    """The flag of an :class:`ArgumentError` (by owner and argument), else ``default``."""
+    if not isinstance(error, ArgumentError):
+        return default
+    for key in ((error.owner, error.argument), (None, error.argument)):
+        if key in _FLAGS:
+            return _FLAGS[key]
+    if error.owner == "loss":
+        return "loss_params"
+    return default
+
+
+@dataclasses.dataclass
+class Parts:
+    """What preflight built: the networks and the loss (reused by the run)."""
+
+    generator: object
+    critic: object
+    loss: object
+
+
+# --- paths --------------------------------------------------------------------------------------
+
+def _nearest_existing(path):
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def check_workdir(config):
+    """Raises ConfigError if the workdir cannot be used: not creatable/writable, or holding a
+    checkpoint written with different :data:`mmd_keras.config.IDENTITY_FIELDS`."""
+    workdir = os.path.abspath(config.workdir)
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ConfigError("workdir", "Expected `--workdir` to be a directory. Received: "
+                          f"`--workdir={config.workdir}` (an existing file)")
+    existing = _nearest_existing(workdir)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError("workdir", "Expected `--workdir` to be a writable directory (or "
+                          f"creatable: {existing} is not a writable directory). Received: "
+                          f"`--workdir={config.workdir}`")
+    export_dir = os.path.abspath(config.export_dir)
+    if config.export and os.path.exists(export_dir) and not os.path.isdir(export_dir):
+        raise ConfigError("export_dir", "Expected `--export_dir` to be a directory. Received: "
+                          f"`--export_dir={config.export_dir}` (an existing file)")
+    run_file = os.path.join(workdir, RUN_FILE)
+    if not os.path.exists(run_file):
+        return
+    with open(run_file) as f:
+        saved = json.load(f).get("identity", {})
+    for name, value in config_lib.identity(config).items():
+        if name in saved and saved[name] != value:
+            flag = "ema_decay" if name == "ema_decay_on" else name
+            raise ConfigError(
+                flag, f"Expected `--{flag}` to match the checkpoint in `--workdir="
+                f"{config.workdir}` (written with {name}={saved[name]!r}); use another --workdir "
+                f"or the same flags. Received: `{name}={value!r}`")
+
+
+def check_data_dir(config):
+    """ConfigError naming ``--data_dir`` when it is given but is not a directory."""
+    if config.data_dir and not os.path.isdir(config.data_dir):
+        raise ConfigError("data_dir", "Expected `--data_dir` to be an existing directory. "
+                          f"Received: `--data_dir={config.data_dir}`")
+
+
+def check_eval_weights(config):
+    """ConfigError naming ``--eval_weights`` when the KID-driven learning rate cannot run
+    (plain evaluation without weights is skipped with a message instead)."""
+    if config.eval_weights and not os.path.isfile(config.eval_weights):
+        raise ConfigError("eval_weights", "Expected `--eval_weights` to be an existing .npz "
+                          f"file. Received: `--eval_weights={config.eval_weights}`")
+    if evaluation_lib.needs_weights(config) and config.adaptive_lr and not config.eval_weights:
+        raise ConfigError(
+            "eval_weights", f"Expected `--eval_weights` (FID-Inception weights: `python -m "
+            "mmd_keras.tools.convert_fid_inception pt_inception-2015-12-05-6726825d.pth OUT.npz`) "
+            f"for `--adaptive_lr` on `--dataset={config.dataset}`, or pass --noadaptive_lr. "
+            "Received: `--eval_weights=`")
+
+
+# --- the parts ----------------------------------------------------------------------------------
+
+def networks_kwargs(config):
+    """``(generator_kwargs, critic_kwargs)`` of ``mmd_keras.networks`` for ``config``."""
+    generator = dict(latent_dim=config.latent_dim)
+    critic = dict(output_dim=config.critic_output_dim, learned_gain=config.learned_gain,
+                  sn_mode=None if config.sn_mode == "default" else config.sn_mode)
+    if config.channels:
+        for kwargs in (generator, critic):
+            kwargs.update(image_size=config.image_size, channels=config.channels)
+    if config.synchronized_bn and config.architecture != "mlp":  # the MLP has no batch norm
+        generator["batch_norm"] = "synchronized"
+    if config.generator_widths:
+        generator["widths"] = config.generator_widths
+    if config.critic_widths:
+        critic["widths"] = config.critic_widths
+    return generator, critic
+
+
+def build_networks(config):
+    """``(generator, critic)`` of ``config``; the builders' errors name the flag."""
+    from mmd_keras import networks
+
+    generator_kwargs, critic_kwargs = networks_kwargs(config)
+    try:
+        generator = networks.build_generator(config.architecture, **generator_kwargs)
+        critic = networks.build_critic(config.architecture, **critic_kwargs)
+    except ValueError as error:
+        flag = flag_for(error, "architecture")
+        raise ConfigError(flag, f"Expected `--{flag}` that `--architecture="
+                          f"{config.architecture}` can build ({error}). Received: `--{flag}="
+                          f"{config_lib.format_value(getattr(config, flag))}`") from None
+    return generator, critic
+
+
+def loss_params(config):
+    """Keyword arguments of ``mmd_keras.losses.get`` for ``config`` (kernel + extra params)."""
+    params = config.parsed_loss_params()
+    if config.loss in config_lib.KERNEL_LOSSES and "kernel" not in params:
+        from mmd_keras import kernels
+
+        if config.kernel == "rbf":
+            params["kernel"] = kernels.get("rbf", sigmas=config.kernel_sigmas)
+        elif config.kernel in ("rq", "rq_dot"):
+            params["kernel"] = kernels.get(config.kernel, alphas=config.kernel_alphas)
+        else:
+            params["kernel"] = kernels.get(config.kernel)
+    return params
+
+
+def build_loss(config):
+    """The GANLoss of ``config``; ConfigError naming the flag of a bad parameter."""
+    from mmd_keras import losses
+
+    try:
+        loss = losses.get(config.loss, **loss_params(config))
+    except ValueError as error:
+        flag = flag_for(error, "loss_params")
+        accepted = ", ".join(config_lib.LOSS_PARAMS.get(config.loss, ()))
+        raise ConfigError(flag, f"Expected `--{flag}` that `--loss={config.loss}` accepts "
+                          f"(keys: {accepted}; {error}). Received: `--{flag}="
+                          f"{config_lib.format_value(getattr(config, flag))}`") from None
+    required = getattr(loss, "required_output_dim", None)
+    if required is not None and required != config.critic_output_dim:
+        raise ConfigError("critic_output_dim", f"Expected `--critic_output_dim={required}` for "
+                          f"`--loss={config.loss}`. Received: "
+                          f"`--critic_output_dim={config.critic_output_dim}`")
+    return loss
+
+
+def check_dataset(config):
+    """Opens the training stream once; ConfigError naming ``--data_dir``/``--dataset``."""
+    from mmd_keras.runner import build
+
+    try:
+        build.build_dataset(config)
+    except ValueError as error:  # DatasetNotAvailableError is a ValueError too.
+        flag = "data_dir" if config.dataset in config_lib.FILE_DATASETS else "dataset"
+        raise ConfigError(flag, f"Expected `--dataset={config.dataset}` to be readable "
+                          f"(`--data_dir={config.data_dir}`). {error}") from None
+
+
+def preflight(config, check_data=True):
+    """Every check that needs the library but writes nothing; returns the built :class:`Parts`.
+
+    Build it inside the run's strategy scope (the parts are reused). ``check_data=False``
+    skips the data directory, the evaluation weights and opening the dataset (``--dry_run``).
+    """
+    if check_data:
+        check_data_dir(config)
+    check_workdir(config)
+    generator, critic = build_networks(config)
+    parts = Parts(generator, critic, build_loss(config))
+    if check_data:
+        check_eval_weights(config)
+        check_dataset(config)
+    return parts

@@ -1,0 +1,84 @@
+"""The evaluation plan of a run: which features, against which real images, with what floor.
+
+One table decides it per dataset, so no other module asks "is this digits?":
+
+- ``digits``: the digits classifier's features, generated vs held-out digits (the split the
+  training stream uses, whatever ``--seed``), and the real-vs-real floor (training vs held-out).
+- other image datasets: FID-Inception features (``--eval_weights``) vs ``eval_num_samples``
+  images of the training stream; no floor.
+- 2-D toy data: no image evaluation.
+"""
+
+import collections
+
+import numpy as np
+
+from mmd_keras import config as config_lib
+
+Plan = collections.namedtuple("Plan", "extractor reference held_out floor")
+_DIGITS = Plan(extractor="digits", reference="held-out digits", held_out=True, floor=True)
+_IMAGES = Plan(extractor="fid_inception", reference="training images", held_out=False,
+               floor=False)
+
+
+def plan(config):
+    """The :class:`Plan` of ``config.dataset``, or None (toy data: nothing to evaluate)."""
+    if config.dataset in config_lib.TOY_DATASETS:
+        return None
+    return _DIGITS if config.dataset == "digits" else _IMAGES
+
+
+def needs_weights(config):
+    """Whether evaluation of ``config`` uses the FID Inception (needs ``--eval_weights``)."""
+    p = plan(config)
+    return p is not None and p.extractor == "fid_inception" and (
+        config.evaluate or config.adaptive_lr or config.eval_every > 0)
+
+
+def real_images(config, split):
+    """Real images in [-1, 1] for evaluation (held-out split, else the training stream)."""
+    from mmd_keras import datasets
+
+    if plan(config).held_out:
+        return datasets.digits_images(split, config.image_size)[0]
+    from mmd_keras.runner import build
+
+    batches = [batch.numpy() for batch in build.build_dataset(config).take(
+        -(-config.eval_num_samples // config.batch_size))]
+    return np.concatenate(batches)[:config.eval_num_samples]
+
+
+def build_evaluation(config, writer, on_new_best, print_fn, model=None):
+    """The EvaluationCallback of ``config`` and the real-vs-real KID floor, or ``(None, None)``.
+
+    With ``--adaptive_lr`` and SMMD/SWGAN, a decay also scales the loss's gradient-penalty
+    coefficient (paper 2).
+    """
+    p = plan(config)
+    if not config.evaluate or p is None:
+        return None, None
+    if p.extractor == "fid_inception" and not config.eval_weights:
+        print_fn("KID skipped: pass --eval_weights=<FID-Inception .npz> to evaluate on "
+                 f"{config.dataset}.")
+        return None, None
+    from mmd_keras import adaptive_lr, extractors, metrics
+
+    extractor = (extractors.get(p.extractor, weights_path=config.eval_weights)
+                 if p.extractor == "fid_inception" else extractors.get(p.extractor))
+    real_features = extractor(real_images(config, "test"))
+    coefficient = getattr(getattr(model, "loss_object", None), "coefficient", None)
+    floor = None
+    if p.floor:
+        train_features = extractor(real_images(config, "train"))
+        size = min(config.kid_subset_size, len(real_features), len(train_features))
+        floor = metrics.kernel_inception_distance(train_features, real_features,
+                                                  num_subsets=config.kid_subsets,
+                                                  subset_size=size, seed=config.seed)
+    callback = adaptive_lr.EvaluationCallback(
+        real_features, extractor, every_n_steps=config.eval_every or config.steps + 1,
+        num_samples=config.eval_num_samples, kid_subsets=config.kid_subsets,
+        kid_subset_size=config.kid_subset_size, compute_fid=config.best_metric == "fid",
+        best_metric=config.best_metric, adaptive_lr=config.adaptive_lr, factor=config.lr_decay,
+        seed=config.seed, writer=writer, on_new_best=on_new_best, evaluate_at_end=True,
+        coefficient_variables=[coefficient] if coefficient is not None else [], verbose=0)
+    return callback, floor

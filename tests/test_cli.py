@@ -1,0 +1,201 @@
+"""The command line as a user types it: --help without TensorFlow, shipped configs, --config,
+--list_configs, offline --dry_run of every config and of every command the README, the config
+headers and launch/*.sh show, the TPU script reaching strategy creation, console output."""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from mmd_keras import config as config_lib
+from mmd_keras import launch
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+CONFIGS = sorted(name[:-4] for name in os.listdir(os.path.join(REPO, "configs"))
+                 if name.endswith(".cfg"))
+ENV = {**os.environ, "PYTHONPATH": REPO}
+ENV.pop("TF_CPP_MIN_LOG_LEVEL", None)
+
+
+def _python(code, env=ENV, cwd=REPO):
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def _launch(*args, env=ENV, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "mmd_keras.launch", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("argv", [None, ["prog", "--help"], ["prog", "--steps=abc"],
+                                  ["prog", "--stepz=3"], ["prog", "--list_configs"]])
+def test_config_help_and_flag_errors_do_not_import_tensorflow(argv):
+    code = ("import sys\nimport mmd_keras.config\n"
+            + (f"from mmd_keras import launch\ncode = launch.main({argv!r})\n" if argv else "")
+            + "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout[-500:]
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h", "--helpfull"])
+def test_help_lists_every_flag_by_section_and_exits_0(flag):
+    result = _launch(flag)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    positions = [text.index(f"\n{section}:\n") for section in launch.SECTIONS]
+    assert positions == sorted(positions)
+    for name in config_lib.field_names():
+        assert re.search(rf"--(\[no\])?{name}  \(default: ", text), name
+    for flag_name, choices in launch._CHOICES.items():
+        block = text.split(f"--{flag_name}  (default:")[1].split("\n  --")[0]
+        assert "accepted: " + ", ".join(choices) in " ".join(block.split()), flag_name
+    for name in ("--config=NAME", "--flagfile=PATH", "--list_configs", "--dry_run"):
+        assert name in text
+    assert "takes its last value" in text
+    for loss, keys in config_lib.LOSS_PARAMS.items():  # each loss's --loss_params keys
+        assert f"{loss}: " in text and keys[0] in text
+
+
+def test_help_examples_of_loss_params_are_accepted():
+    help_text = dict(config_lib.RunConfig.__dataclass_fields__)["loss_params"].metadata["help"]
+    examples = re.findall(r"(\w+=[\d.]+) for (\w+)", help_text)
+    assert len(examples) >= 2
+    for param, loss in examples:
+        dim = 1 if loss in config_lib.SCALAR_OUTPUT_LOSSES else 16
+        config, _ = launch.parse(["prog", f"--loss={loss}", f"--critic_output_dim={dim}",
+                                  f"--loss_params={param}"])
+        assert config.parsed_loss_params()
+
+
+def test_a_flag_given_twice_takes_the_last_value():
+    config, _ = launch.parse(["prog", "--steps=100", "--config=smoke", "--steps=30"])
+    assert config.steps == 30
+    config, _ = launch.parse(["prog", "--steps=30", "--config=smoke"])
+    assert config.steps == 12  # the config, read after, wins
+
+
+def test_list_configs_names_each_shipped_config_with_its_purpose():
+    result = _launch("--list_configs")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == CONFIGS
+    assert all(len(line.split(None, 1)[1]) > 20 and line.endswith(".") for line in lines)
+
+
+def test_config_name_equals_its_flagfile_and_unknown_names_exit_2(capsys):
+    for name in CONFIGS:
+        by_name, _ = launch.parse(["prog", f"--config={name}"])
+        by_path, _ = launch.parse(["prog", f"--flagfile={REPO}/configs/{name}.cfg"])
+        assert by_name == by_path
+    assert launch.main(["prog", "--config=imagenet1k"]) == 2
+    err = capsys.readouterr().err
+    assert "--config" in err and "imagenet64" in err and "smoke" in err
+
+
+def test_every_config_named_in_the_docs_exists():
+    texts = [open(os.path.join(REPO, "README.md")).read()]
+    for folder in ("configs", "launch"):
+        for name in os.listdir(os.path.join(REPO, folder)):
+            texts.append(open(os.path.join(REPO, folder, name)).read())
+    named = set()
+    for text in texts:
+        named |= set(re.findall(r"configs/(\w+)\.cfg", text))
+        named |= set(re.findall(r"--config=(\w+)", text))
+        named |= set(re.findall(r"`(\w+)\.cfg`", text))
+    named -= {"flags", "NAME"}  # <workdir>/flags.cfg (a run writes it); --config=NAME
+    assert "imagenet64" in named
+    assert named <= set(CONFIGS), named - set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_dry_run_of_every_shipped_config_succeeds_offline(name, tmp_path, capsys):
+    """No dataset and no evaluation weights here: the dry run says what it did not check."""
+    code = launch.main(["prog", f"--config={name}", f"--workdir={tmp_path / 'run'}",
+                        "--dry_run"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Not checked:" in captured.out and "data: --dataset=" in captured.out
+    resolved, _ = launch.parse(["prog", f"--config={name}", f"--workdir={tmp_path / 'run'}"])
+    assert config_lib.to_flagfile(resolved).split("# --- run ---")[1] in captured.out
+    if resolved.adaptive_lr and resolved.dataset != "digits":
+        assert "evaluation weights: --eval_weights not given" in captured.out
+    assert not (tmp_path / "run").exists()
+
+
+def _documented_commands():
+    """Every `python -m mmd_keras.launch ...`, `mmd-keras ...` and `launch/X.sh ...` command in
+    README.md and the config headers, with backslash continuations joined."""
+    sources = {"README.md": open(os.path.join(REPO, "README.md")).read()}
+    for name in CONFIGS:
+        sources[f"configs/{name}.cfg"] = open(os.path.join(REPO, "configs", f"{name}.cfg")).read()
+    commands = []
+    for source, text in sources.items():
+        text = re.sub(r"\\\n[#\s]*", " ", text)
+        for line in text.splitlines():
+            line = line.lstrip("#").strip().strip("`")
+            match = re.search(r"(python -m mmd_keras\.launch|mmd-keras|launch/\w+\.sh)(\s.*|$)",
+                              line)
+            if match and not line.startswith(("$", "pip")):
+                commands.append((source, match.group(0).split("  #")[0].split("`")[0].strip()))
+    return commands
+
+
+def _dry_run_words(words, tmp_path):
+    return [*words, "--dry_run", f"--workdir={tmp_path / 'run'}"]
+
+
+def test_every_documented_launcher_command_dry_runs(tmp_path, capsys):
+    """`python -m mmd_keras.launch ...` and `mmd-keras ...` commands, through `launch.main` (the
+    program's whole main; `test_every_launch_script_dry_runs` covers the process boundary)."""
+    commands = [(s, c) for s, c in _documented_commands() if not c.startswith("launch/")]
+    assert len(commands) >= 12
+    for source, command in commands:
+        words = shlex.split(command)
+        words = words[1:] if words[0] == "mmd-keras" else words[3:]
+        if any(w in ("--help", "-h", "--helpfull", "--list_configs") for w in words):
+            assert launch.main(["prog", *words]) == 0 and capsys.readouterr().out
+            continue
+        code = launch.main(["prog", *_dry_run_words(words, tmp_path)])
+        captured = capsys.readouterr()
+        assert code == 0, (source, command, captured.err[-2000:])
+        assert "Resolved configuration" in captured.out, (source, command)
+
+
+@pytest.mark.slow
+def test_every_launch_script_dry_runs(tmp_path):
+    """The launch/*.sh commands of the README, run as scripts: every flag they pass exists."""
+    commands = [(s, c) for s, c in _documented_commands() if c.startswith("launch/")]
+    assert {c.split()[0] for _, c in commands} == {
+        f"launch/{name}" for name in os.listdir(os.path.join(REPO, "launch"))}
+    env = {**ENV, "PATH": f"{os.path.dirname(sys.executable)}:{ENV['PATH']}", "TPU": "local",
+           "WORKDIR": str(tmp_path / "mw")}  # WORKDIR: where multi_worker_local.sh logs
+    for source, command in commands:
+        words = [w for w in shlex.split(command) if not re.match(r"[A-Z0-9_]+=", w)]
+        result = subprocess.run([os.path.join(REPO, words[0]),
+                                 *_dry_run_words(words[1:], tmp_path)],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, (source, command, result.stderr[-2000:])
+        output = result.stdout
+        if "multi_worker_local.sh" in command:  # each worker writes its own log
+            output = "".join(open(f"{tmp_path / 'mw'}{suffix}.worker{i}.log").read()
+                             for i, suffix in ((0, ""), (1, "_worker1")))
+        assert "Resolved configuration" in output, (source, command, output[-2000:])
+
+
+@pytest.mark.slow
+def test_tpu_script_reaches_strategy_creation_with_a_fake_tpu(tmp_path):
+    """Every flag of launch/tpu_vm.sh exists; with an unreachable TPU name the run stops where
+    it creates the TPUStrategy, names --tpu, and writes nothing."""
+    env = {**ENV, "PATH": f"{os.path.dirname(sys.executable)}:{ENV['PATH']}",
+           "TPU": "no-such-tpu-mmd-keras-test"}
+    result = subprocess.run([os.path.join(REPO, "launch", "tpu_vm.sh"), "configs/imagenet64.cfg",
+                             f"--workdir={tmp_path / 'run'}", "--steps_per_execution=10"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("error: Expected `--tpu` to name a reachable TPU")
+    assert "no-such-tpu-mmd-keras-test" in result.stderr
+    assert not (tmp_path / "run").exists()
