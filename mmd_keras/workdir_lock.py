@@ -38,6 +38,7 @@ import time
 import uuid
 
 from mmd_keras.config import ConfigError
+from mmd_keras.fileio import is_local
 
 LOCK_FILE = ".lock"
 #: Seconds without a heartbeat after which a lease counts as abandoned.
@@ -51,11 +52,6 @@ class WorkdirBusyError(ConfigError):
 
     def __init__(self, message):
         super().__init__("workdir", message)
-
-
-def is_local(path):
-    """Whether ``path`` is on the local filesystem (no ``scheme://``; ``file://`` counts)."""
-    return "://" not in path or path.startswith("file://")
 
 
 def _busy(path, workdir, holder):
@@ -77,6 +73,7 @@ class FlockLock:
         self.lost = False
         self._fd = None
         self._created = (False, False)
+        self._previous = b""
 
     def acquire(self):
         """Takes the lock; :class:`WorkdirBusyError` when another process holds it."""
@@ -92,17 +89,23 @@ class FlockLock:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise _busy(self.path, self.workdir, holder) from None
+        self._previous = os.read(fd, 1 << 16)  # put back by release(remove_if_created=True)
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         self._fd, self._created = fd, (created_dir, created_file)
         return self
 
     def release(self, remove_if_created=False):
-        """Releases the lock; optionally removes what :meth:`acquire` created."""
+        """Releases the lock. ``remove_if_created`` undoes :meth:`acquire` (a run that stops
+        before writing anything): what it created is removed and an existing lock file gets
+        its previous content back."""
         import fcntl
 
         if self._fd is None:
             return
+        if remove_if_created and not self._created[1]:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, self._previous, 0)
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None
@@ -163,13 +166,17 @@ class LeaseLock:
         return lease, time.time() - heartbeat
 
     def _write(self):
-        import tensorflow as tf
-
         now = time.time()
         lease = dict(self._owner, acquired=getattr(self, "_acquired", now), heartbeat=now)
+        self._put(json.dumps(lease).encode())
+
+    def _put(self, data):
+        """Replaces the lease file whole (a temporary object, then a rename)."""
+        import tensorflow as tf
+
         tmp = f"{self.path}.tmp-{uuid.uuid4().hex[:8]}"
-        with tf.io.gfile.GFile(tmp, "w") as f:
-            f.write(json.dumps(lease))
+        with tf.io.gfile.GFile(tmp, "wb") as f:
+            f.write(data)
         tf.io.gfile.rename(tmp, self.path, overwrite=True)
 
     def _mine(self, lease):
@@ -194,6 +201,10 @@ class LeaseLock:
                         f"{max(age, 0.0):.0f} s ago (a lease is taken over after "
                         f"{self.stale_after:.0f} s without heartbeat)")
         self._created_dir = not tf.io.gfile.exists(self.workdir)
+        self._previous = None
+        if lease is not None:  # put back by release(remove_if_created=True)
+            with tf.io.gfile.GFile(self.path, "rb") as f:
+                self._previous = f.read()
         tf.io.gfile.makedirs(self.workdir)
         self._acquired = time.time()
         self._write()
@@ -226,8 +237,9 @@ class LeaseLock:
                 self.print_fn(f"Heartbeat of {self.path} failed ({error}); retrying.")
 
     def release(self, remove_if_created=False):
-        """Stops the heartbeat and deletes the lease (if still ours); optionally removes the
-        workdir when :meth:`acquire` created it and it is empty."""
+        """Stops the heartbeat and deletes the lease (if still ours). ``remove_if_created``
+        undoes :meth:`acquire`: a stale lease it took over is put back, and the workdir is
+        removed when :meth:`acquire` created it and it is empty."""
         import tensorflow as tf
 
         if not self._held:
@@ -238,7 +250,10 @@ class LeaseLock:
             self._thread.join()
         current, _ = self.read()
         if self._mine(current):
-            tf.io.gfile.remove(self.path)
+            if remove_if_created and self._previous is not None:
+                self._put(self._previous)
+            else:
+                tf.io.gfile.remove(self.path)
         if remove_if_created and self._created_dir and not tf.io.gfile.listdir(self.workdir):
             tf.io.gfile.rmtree(self.workdir)
 

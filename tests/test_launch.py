@@ -284,3 +284,32 @@ def test_multi_worker_launch_on_loopback(tmp_path, free_ports):
     for key, value in chief.items():
         np.testing.assert_array_equal(other[key], value, err_msg=key)
     assert os.listdir(export_dir) == ["run"] and os.listdir(export_dir / "run") == ["1"]
+
+
+def test_learning_rate_rule_on_resume():
+    """A flag changed since the workdir's last run is applied and logged; an unchanged one
+    keeps the checkpoint's value (e.g. decayed by --adaptive_lr)."""
+    import keras
+
+    from mmd_keras.runner import build
+
+    class Model:
+        step = tf.Variable(7, dtype=tf.int64)
+        generator_optimizer = keras.optimizers.Adam(1e-4)  # decayed from 2e-4 by KID
+        critic_optimizer = keras.optimizers.Adam(5e-4)
+
+    config, _ = launch.parse(["prog", f"--flagfile={SMOKE}", "--critic_lr=0.001"])
+    previous = {"learning_rates": {"generator_lr": 0.0002, "critic_lr": 0.0005}}
+    messages = []
+    assert build.apply_learning_rates(Model, config, previous, messages.append) == ["critic_lr"]
+    assert float(Model.generator_optimizer.learning_rate.numpy()) == pytest.approx(1e-4)
+    assert float(Model.critic_optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
+    assert messages == ["--critic_lr changed: 0.0005 -> 0.001 since the last run of this "
+                        "workdir; applied from generator step 7 (the checkpoint's learning "
+                        "rate was 0.0005)."]
+    # A workdir from before run.json recorded learning rates: with --adaptive_lr the
+    # checkpoint's value may be a decay, so it stays; without, a different flag is applied.
+    adaptive = config.replace(adaptive_lr=True)
+    assert build.apply_learning_rates(Model, adaptive, {}, messages.append) == []
+    assert build.apply_learning_rates(Model, config, {}, messages.append) == ["generator_lr"]
+    assert float(Model.generator_optimizer.learning_rate.numpy()) == pytest.approx(2e-4)

@@ -141,3 +141,23 @@ def test_flock_lock_refuses_while_held_and_is_free_after_release(tmp_path):
 def test_lease_arguments_are_checked():
     with pytest.raises(ValueError, match="heartbeat_every"):
         workdir_lock.LeaseLock(_ram_workdir(), heartbeat_every=10, stale_after=5)
+
+
+def test_undoing_an_acquire_puts_the_old_lock_file_back(tmp_path):
+    """A run refused after taking the lock (e.g. a checkpoint that does not fit) leaves the
+    workdir byte-identical: the existing .lock gets its previous content back."""
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / workdir_lock.LOCK_FILE).write_bytes(b"pid 1 on elsewhere")
+    lock = workdir_lock.acquire(str(workdir))
+    assert (workdir / workdir_lock.LOCK_FILE).read_bytes() != b"pid 1 on elsewhere"
+    lock.release(remove_if_created=True)
+    assert (workdir / workdir_lock.LOCK_FILE).read_bytes() == b"pid 1 on elsewhere"
+    # A stale lease is put back too.
+    remote = _ram_workdir()
+    path = f"{remote}/{workdir_lock.LOCK_FILE}"
+    _write_lease(path, heartbeat=time.time() - 1000, run_id="dead")
+    before = _lease(path)
+    lease = workdir_lock.LeaseLock(remote, settle=0.0, print_fn=lambda _: None).acquire()
+    lease.release(remove_if_created=True)
+    assert _lease(path) == before
