@@ -114,6 +114,9 @@ class RunConfig:
                                           "(comma list), e.g. lam=0.5 for repulsive or "
                                           "coefficient=10 for smmd; the keys each loss accepts "
                                           "are listed under --loss in --help.")
+    kernel_params: Tuple[str, ...] = _field((), "loss", "Extra kernel parameters as key=value "
+                                            "(comma list), e.g. scale=2.0 for the distance kernel "
+                                            "at the official code's scale.")
     # Training.
     steps: int = _field(3000, "training", "Total generator steps.")
     steps_per_epoch: int = _field(500, "training", "Generator steps per Keras epoch (one "
@@ -202,6 +205,10 @@ class RunConfig:
         """``loss_params`` as a dict with int/float/bool/str values."""
         return dict(_parse_param(item) for item in self.loss_params)
 
+    def parsed_kernel_params(self):
+        """``kernel_params`` as a dict with int/float/bool/str values."""
+        return dict(_parse_param(item, "kernel_params") for item in self.kernel_params)
+
     def replace(self, **changes):
         """A validated copy with ``changes``."""
         return dataclasses.replace(self, **changes)
@@ -212,10 +219,10 @@ def field_names():
     return [f.name for f in dataclasses.fields(RunConfig)]
 
 
-def _parse_param(item):
+def _parse_param(item, flag="loss_params"):
     if "=" not in item or not item.split("=", 1)[0].strip():
-        raise ConfigError("loss_params", "Expected `--loss_params` entries of the form "
-                          f"key=value. Received: `--loss_params={item}`")
+        raise ConfigError(flag, f"Expected `--{flag}` entries of the form "
+                          f"key=value. Received: `--{flag}={item}`")
     key, value = (part.strip() for part in item.split("=", 1))
     lowered = value.lower()
     if lowered in ("true", "false"):
@@ -304,6 +311,7 @@ def validate(config):
         if not values or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
                                  for v in values):
             _bad(flag, "a non-empty comma list of positive numbers", ",".join(map(str, values)))
+    config.parsed_kernel_params()
     params = config.parsed_loss_params()
     accepted = LOSS_PARAMS.get(config.loss, ())
     unknown = sorted(set(params) - set(accepted))

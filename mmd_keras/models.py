@@ -19,35 +19,56 @@ users expect — the critic sees ``steps * batch`` distinct real images per epoc
 
 Randomness is stateless: latents and the losses' seeds (gradient-penalty interpolation) are
 functions of ``(seed, step, critic-step index, replica id)``, so restoring the step counter
-from a checkpoint replays the noise of an uninterrupted run.
+replays the noise of an uninterrupted run.
+
+Keras contract: ``model.save("gan.keras")`` / `keras.models.load_model` (the compile config
+holds both optimizers and the loss with their parameters), ``save_weights`` /
+``load_weights`` and `keras.callbacks.BackupAndRestore` carry the whole training state: the
+networks (spectral-norm vectors and batch-norm statistics are their weights), the EMA
+generator, both optimizers, the step counter and the loss state (Sobolev's multiplier,
+SMMD's coefficient); see `mmd_keras.model_state` for an interruption inside an epoch.
+`evaluate` reports the loss's distance and both losses on held-out real images without
+changing any variable; `predict(latents)` runs the generator `generate` uses.
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from mmd_keras import distribute
-from mmd_keras import training_utils as tu
+from mmd_keras import distribute, ema, model_state, rng
 
 CRITIC_SCHEDULES = ("fixed", "paper2", "joint")
-PAPER2_MAX_CRITIC_STEPS = 10
+PAPER2_CRITIC_STEPS, PAPER2_MAX_CRITIC_STEPS = 5, 10
+# The critic-step index of evaluation draws (training uses 0..9 and rng.GENERATOR_INDEX).
+EVALUATION_INDEX = 62
+
+
+def paper2_extra_critic_steps(step):
+    """Whether generator step ``step`` gets paper 2's 10 critic steps instead of 5.
+
+    Arbel et al. 2018 (Sec. 6 / their code): 10 critic steps when ``step < 20`` or
+    ``step % 500 == 0``. ``step``: Python int (returns bool) or int64 tensor (bool tensor).
+    """
+    if isinstance(step, (int, np.integer)):
+        return step < 20 or step % 500 == 0
+    return tf.logical_or(step < 20, tf.equal(step % 500, 0))
 
 
 def paper2_critic_steps(step):
     """Paper 2's number of critic steps before generator step ``step`` (Python int)."""
-    return 10 if step < 20 or step % 500 == 0 else 5
+    return PAPER2_MAX_CRITIC_STEPS if paper2_extra_critic_steps(step) else PAPER2_CRITIC_STEPS
 
 
-def _unpack_images(data):
-    """Images of a dataset element: strips labels/weights of tuples, takes ``"image"`` of dicts."""
+def _real_images(data):
+    """Images of a dataset element (float): strips labels/weights of tuples, takes ``"image"`` of dicts."""
     if isinstance(data, dict):
         if "image" not in data:
             raise ValueError("Expected dataset elements that are images, (images, labels) tuples "
                              f"or dicts with an 'image' key. Received: dict keys {sorted(data)}")
-        return data["image"]
-    if isinstance(data, (tuple, list)):
-        return data[0]
-    return data
+        data = data["image"]
+    elif isinstance(data, (tuple, list)):
+        data = data[0]
+    return data if data.dtype.is_floating else tf.cast(data, "float32")
 
 
 def _check_choice(name, value, choices):
@@ -82,12 +103,12 @@ class MMDGAN(keras.Model):
                  critic_schedule="fixed", critic_steps=5, ema_decay=None, clip_norm=None, seed=0,
                  mmd_across_replicas="block", logs_as_vectors=None, **kwargs):
         super().__init__(**kwargs)
-        _check_choice("latent_distribution", latent_distribution, tu.LATENT_DISTRIBUTIONS)
+        _check_choice("latent_distribution", latent_distribution, rng.LATENT_DISTRIBUTIONS)
         _check_choice("critic_schedule", critic_schedule, CRITIC_SCHEDULES)
         _check_choice("mmd_across_replicas", mmd_across_replicas, distribute.ACROSS_REPLICAS)
         if isinstance(critic_steps, bool) or not isinstance(critic_steps, (int, np.integer)) \
-                or not 1 <= critic_steps < tu.GENERATOR_INDEX:
-            raise ValueError(f"Expected `critic_steps` an int in [1, {tu.GENERATOR_INDEX}). "
+                or not 1 <= critic_steps < EVALUATION_INDEX:
+            raise ValueError(f"Expected `critic_steps` an int in [1, {EVALUATION_INDEX}). "
                              f"Received: `critic_steps={critic_steps!r}`")
         if ema_decay is not None and not 0.0 < float(ema_decay) < 1.0:
             raise ValueError(f"Expected `ema_decay` None or in (0, 1). Received: `ema_decay={ema_decay!r}`")
@@ -107,13 +128,23 @@ class MMDGAN(keras.Model):
         self.clip_norm = None if clip_norm is None else float(clip_norm)
         self.seed, self.mmd_across_replicas = int(seed), mmd_across_replicas
         self.logs_as_vectors = logs_as_vectors
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="generator_step",
-                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        # Keras variables: saved by `save`, `save_weights` and `BackupAndRestore`. The step
+        # counter is also the RNG state and drives the paper-2 schedule.
+        self.step = self._counter("generator_step")
+        # Where the running `fit` epoch started (see `model_state.InEpochResume`).
+        self.fit_epoch, self.fit_epoch_start_step = self._counter("fit_epoch"), self._counter("fit_epoch_start_step")
         fake = self.generator(tf.zeros([2, self.latent_dim]))
+        self._image_shape = tuple(fake.shape[1:])
         self.critic(tf.cast(fake, "float32"))
-        self.ema_generator = tu.clone_network(generator) if self.ema_decay else None
+        self.ema_generator = ema.clone_network(generator) if self.ema_decay else None
         self.generator_optimizer = self.critic_optimizer = self.loss_object = None
+        self._evaluation_trackers = {}
+        self._batches_to_skip = 0
         self.built = True
+
+    def _counter(self, name):
+        return self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False, name=name,
+                               aggregation="only_first_replica")
 
     # ----------------------------------------------------------------------------- compile
     def compile(self, generator_optimizer=None, critic_optimizer=None, loss=None, jit_compile="auto",
@@ -158,28 +189,47 @@ class MMDGAN(keras.Model):
                 opt.build(network.trainable_variables)
             optimizers.append(opt)
         self.generator_optimizer, self.critic_optimizer = optimizers
+        self._evaluation_trackers = {}
+
+    def get_compile_config(self):
+        """Both optimizers and the loss with their parameters (what ``model.save`` stores)."""
+        if self.loss_object is None:
+            return {}
+        from mmd_keras import losses
+        return {"generator_optimizer": keras.saving.serialize_keras_object(self.generator_optimizer),
+                "critic_optimizer": keras.saving.serialize_keras_object(self.critic_optimizer),
+                "loss": losses.serialize(self.loss_object), "jit_compile": self.jit_compile,
+                "steps_per_execution": self.steps_per_execution, "run_eagerly": self.run_eagerly}
+
+    def compile_from_config(self, config):
+        """Compiles from `get_compile_config`'s dict (used by `keras.models.load_model`)."""
+        config = dict(config)
+        for key in ("generator_optimizer", "critic_optimizer"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        self.compile(**config)
 
     # ------------------------------------------------------------------------ random draws
     def _seed(self, index, purpose):
-        return tu.step_seed(self.seed, self.step, index, purpose)
+        return rng.step_seed(self.seed, self.step, index, purpose)
 
-    def _fakes(self, batch_size, index, training=True):
+    def _fakes(self, batch_size, index, training=True, seed=None):
         """The generator's fake batches for step ``index`` (1, or 2 for Cramér)."""
+        seed = seed or self._seed
         fakes = []
-        for purpose in (tu.PURPOSE_LATENTS, tu.PURPOSE_LATENTS_2)[:self.loss_object.num_fake_batches]:
-            latents = tu.sample_latents(batch_size, self.latent_dim, self.latent_distribution,
-                                        self._seed(index, purpose))
+        for purpose in (rng.PURPOSE_LATENTS, rng.PURPOSE_LATENTS_2)[:self.loss_object.num_fake_batches]:
+            latents = rng.sample_latents(batch_size, self.latent_dim, self.latent_distribution, seed(index, purpose))
             fakes.append(self.generator(latents, training=training))
         return fakes
 
     # -------------------------------------------------------------------------- the steps
-    def _loss(self, real, fakes, index, mode):
+    def _loss(self, real, fakes, index, mode, training=True, seed=None):
         fake_2 = fakes[1] if len(fakes) > 1 else None
         fake_2 = None if fake_2 is None else tf.cast(fake_2, real.dtype)
         return self.loss_object(
-            self.critic, real, tf.cast(fakes[0], real.dtype), seed=self._seed(index, tu.PURPOSE_LOSS),
+            self.critic, real, tf.cast(fakes[0], real.dtype), seed=(seed or self._seed)(index, rng.PURPOSE_LOSS),
             mode=mode, fake_images_2=fake_2,
-            feature_gather=distribute.feature_gather_for(self.mmd_across_replicas), training=True)
+            feature_gather=distribute.feature_gather_for(self.mmd_across_replicas), training=training)
 
     def _minimize(self, optimizer, tape, loss, variables):
         """Applies ``d loss / d variables`` (loss already scaled for replicas and loss scaling)."""
@@ -211,8 +261,8 @@ class MMDGAN(keras.Model):
     def _generator_step(self, real):
         """One generator update; returns the generator logs."""
         with tf.GradientTape() as tape:
-            fakes = self._fakes(tf.shape(real)[0], tu.GENERATOR_INDEX)
-            out = self._loss(real, fakes, tu.GENERATOR_INDEX, "generator")
+            fakes = self._fakes(tf.shape(real)[0], rng.GENERATOR_INDEX)
+            out = self._loss(real, fakes, rng.GENERATOR_INDEX, "generator")
             scaled = self._scaled(self.generator_optimizer, out.generator_loss)
         self._minimize(self.generator_optimizer, tape, scaled, self.generator.trainable_variables)
         self._apply_state(out)
@@ -231,24 +281,20 @@ class MMDGAN(keras.Model):
         self._apply_state(out)
         return {"critic_loss": out.critic_loss, "generator_loss": out.generator_loss, **out.metrics}
 
-    def _paper2_extra(self):
-        """Whether this generator step gets paper 2's 5 extra critic steps (bool tensor)."""
-        return tf.logical_or(self.step < 20, tf.equal(self.step % 500, 0))
-
     def _critic_steps(self, real, extra=None):
         """All critic steps of one generator step, unrolled; returns the last step's logs.
 
         ``extra`` (paper2 only): a Python bool fixes the number of critic steps at trace time;
         None decides in the graph with `tf.cond` (one compiled call for every step).
         """
-        count = self.critic_steps if self.critic_schedule == "fixed" else 5
+        count = self.critic_steps if self.critic_schedule == "fixed" else PAPER2_CRITIC_STEPS
         if self.critic_schedule == "paper2" and extra:
             count = PAPER2_MAX_CRITIC_STEPS
         logs = None
         for index in range(count):
             logs = self._critic_step(real, index)
         if self.critic_schedule == "paper2" and extra is None:
-            condition = self._paper2_extra()
+            condition = paper2_extra_critic_steps(tf.convert_to_tensor(self.step))
             for index in range(count, PAPER2_MAX_CRITIC_STEPS):
                 previous = logs
                 logs = tf.cond(condition, lambda i=index: self._critic_step(real, i), lambda p=previous: p)
@@ -256,8 +302,7 @@ class MMDGAN(keras.Model):
 
     def train_step(self, data, extra_critic_steps=None):
         """One generator step (and its critic steps) on one batch of real images in [-1, 1]."""
-        real = _unpack_images(data)
-        real = tf.cast(real, "float32") if not real.dtype.is_floating else real
+        real = _real_images(data)
         if self.critic_schedule == "joint":
             logs = self._joint_step(real)
         else:
@@ -267,29 +312,38 @@ class MMDGAN(keras.Model):
                                           + self.critic.non_trainable_variables)
         self.step.assign_add(1)
         if self.ema_generator is not None:
-            tu.update_ema(self.ema_generator, self.generator, self.ema_decay)
+            ema.update_ema(self.ema_generator, self.generator, self.ema_decay)
         return self._format_logs(logs)
 
     def make_train_function(self, force=False):
-        """Keras's train function, except for paper2 with several replicas.
+        """Keras's train function (except for paper2 with several replicas), which first skips
+        the batches a resumed epoch already trained on (`model_state.InEpochResume`).
 
         MirroredStrategy cannot synchronize (optimizer all-reduce) inside a `tf.cond` of the
         replica function, so there the condition is taken in cross-replica context around two
         versions of `train_step` (10 or 5 critic steps), still one compiled call per step.
         Logs are replica 0's.
         """
-        strategy = self.distribute_strategy
-        if self.critic_schedule != "paper2" or strategy.num_replicas_in_sync == 1:
-            return super().make_train_function(force)
         if self.train_function is not None and not force:
             return self.train_function
+        strategy = self.distribute_strategy
+        if self.critic_schedule != "paper2" or strategy.num_replicas_in_sync == 1:
+            super().make_train_function(force=True)
+        else:
+            self.train_function = self._paper2_replicated_train_function()
+        self.train_function = model_state.skipping_train_function(self, self.train_function)
+        return self.train_function
+
+    def _paper2_replicated_train_function(self):
+        strategy = self.distribute_strategy
 
         def run(data, extra):
             outputs = strategy.run(self.train_step, args=(data,), kwargs={"extra_critic_steps": extra})
             return {k: strategy.experimental_local_results(v)[0] for k, v in outputs.items()}
 
         def one_step(data):
-            return tf.cond(self._paper2_extra(), lambda: run(data, True), lambda: run(data, False))
+            extra = paper2_extra_critic_steps(tf.convert_to_tensor(self.step))
+            return tf.cond(extra, lambda: run(data, True), lambda: run(data, False))
 
         one_step = one_step if self.run_eagerly else tf.function(one_step, reduce_retracing=True)
 
@@ -298,18 +352,83 @@ class MMDGAN(keras.Model):
                 outputs = one_step(next(iterator))
             return outputs
 
-        self.train_function = train_function
         return train_function
 
-    def _format_logs(self, logs):
+    def _format_logs(self, logs, learning_rates=True):
         logs = dict(logs)
-        logs["generator_lr"] = self.generator_optimizer.learning_rate
-        logs["critic_lr"] = self.critic_optimizer.learning_rate
+        if learning_rates:
+            logs["generator_lr"] = self.generator_optimizer.learning_rate
+            logs["critic_lr"] = self.critic_optimizer.learning_rate
         as_vectors = self.logs_as_vectors
         if as_vectors is None:
             as_vectors = isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)
         shape = [1] if as_vectors else []
         return {k: tf.reshape(tf.cast(tf.convert_to_tensor(v), tf.float32), shape) for k, v in logs.items()}
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
+        """`keras.Model.fit`; with `keras.callbacks.BackupAndRestore` a run interrupted inside
+        an epoch resumes exactly where it stopped (`model_state.InEpochResume`).
+
+        Exact resumption also needs the data of each epoch to be the same batches in the
+        same order in every run (a dataset without reshuffling, or one seeded per epoch).
+        """
+        # Keras never clears `_initial_epoch`; `BackupAndRestore` sets it again when it restores.
+        self._initial_epoch = None
+        if not isinstance(callbacks, keras.callbacks.CallbackList):
+            callbacks = list(callbacks or []) + [model_state.InEpochResume()]
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                           **kwargs)
+
+    # ---------------------------------------------------------------------------- evaluate
+    def _evaluation_seed(self, batch_index):
+        """Evaluation draws depend on (seed, batch index), not on the training step: two
+        evaluations of the same held-out data at different steps compare the networks."""
+        return lambda index, purpose: rng.step_seed(self.seed, batch_index, index, purpose)
+
+    def _evaluation_logs(self, real, batch_index):
+        """The loss (mode "both": penalties included) on ``real`` and fresh fakes, no update."""
+        seed = self._evaluation_seed(batch_index)
+        fakes = self._fakes(tf.shape(real)[0], EVALUATION_INDEX, training=False, seed=seed)
+        out = self._loss(real, fakes, EVALUATION_INDEX, "both", training=False, seed=seed)
+        return {"critic_loss": out.critic_loss, "generator_loss": out.generator_loss, **out.metrics}
+
+    def make_test_function(self, force=False):
+        """Keras's test function; first creates one `keras.metrics.Mean` per logged value."""
+        if not self._evaluation_trackers:
+            # The names of the loss's logs: one eager call on 2 images, in replica context (an
+            # all-gather of features needs it). `evaluate` calls this eagerly.
+            keys = list(self.distribute_strategy.run(
+                self._evaluation_logs, args=(tf.zeros((2,) + self._image_shape), tf.constant(0, tf.int64))))
+            with self.distribute_strategy.scope():
+                self._evaluation_trackers = {key: keras.metrics.Mean(name=key) for key in keys}
+        return super().make_test_function(force)
+
+    @property
+    def metrics(self):
+        """The evaluation means (`evaluate` averages over batches; `fit` logs its last step)."""
+        return list(self._evaluation_trackers.values())
+
+    def test_step(self, data):
+        """Loss values on one held-out batch of real images, with the generator being trained
+        (not the EMA: these are the training objective's values, comparable with `fit`'s logs).
+
+        The loss's distance (e.g. ``mmd2``), penalties and both losses are averaged over the
+        batches of one `evaluate` call; batch ``i`` draws its latents from ``(seed, i)``. No
+        weight, optimizer, counter or loss state changes (networks in inference mode).
+        """
+        real = _real_images(data)
+        batch_index = tf.cast(self._evaluation_trackers["critic_loss"].count, tf.int64)
+        logs = self._evaluation_logs(real, batch_index)
+        for key, value in logs.items():
+            self._evaluation_trackers[key].update_state(value)
+        return self._format_logs({key: tracker.result() for key, tracker in self._evaluation_trackers.items()},
+                                 learning_rates=False)
+
+    def predict_step(self, data):
+        """`predict(latents)`: images from `sampling_generator` (the EMA generator when on,
+        as `generate`), in inference mode, in the generator's output dtype."""
+        latents = data[0] if isinstance(data, (tuple, list)) else data
+        return self.sampling_generator(latents, training=False)
 
     # --------------------------------------------------------------------- using the model
     def call(self, latents, training=False):
@@ -318,13 +437,13 @@ class MMDGAN(keras.Model):
 
     @property
     def sampling_generator(self):
-        """The network `generate` and export use: the EMA generator when on."""
+        """The network `generate`, `predict` and export use: the EMA generator when on."""
         return self.ema_generator if self.ema_generator is not None else self.generator
 
     def sample_latents(self, num_samples, seed=0):
-        """Deterministic latents ``[num_samples, latent_dim]`` float32 for ``seed``."""
-        return tu.sample_latents(int(num_samples), self.latent_dim, self.latent_distribution,
-                                 tf.constant([int(seed), 0x5EED], tf.int64))
+        """The latents of ``generate(num_samples, seed)``: `mmd_keras.rng.generation_latents`,
+        the same as the exported SavedModel's ``sample(batch_size, seed)``."""
+        return rng.generation_latents(int(num_samples), self.latent_dim, self.latent_distribution, int(seed))
 
     def generate(self, num_samples, seed=0, batch_size=256):
         """``num_samples`` images ``[N, H, W, C]`` float32 numpy in [-1, 1], reproducible.
@@ -341,11 +460,27 @@ class MMDGAN(keras.Model):
                   for i in range(0, int(num_samples), int(batch_size))]
         return np.concatenate([np.asarray(tf.cast(c, tf.float32)) for c in chunks], axis=0)
 
+    # ------------------------------------------------------------------------------ state
+    def save_own_variables(self, store):
+        """The counters and the loss state, by name (networks and optimizers save their own)."""
+        model_state.save_variables(store, self._state_variables())
+
+    def load_own_variables(self, store):
+        model_state.load_variables(store, self._state_variables(), self.name, compiled=self.loss_object is not None)
+
+    def _state_variables(self):
+        variables = {"generator_step": self.step, "fit_epoch": self.fit_epoch,
+                     "fit_epoch_start_step": self.fit_epoch_start_step}
+        for i, variable in enumerate(getattr(self.loss_object, "variables", None) or []):
+            variables[f"{model_state.LOSS_STATE_PREFIX}{i}"] = variable
+        return variables
+
     def checkpoint_items(self):
         """Every trackable an exact resume needs, for ``tf.train.Checkpoint(**items)``.
 
-        Spectral-norm vectors and batch-norm statistics are weights of the networks; the
-        step counter is also the RNG state.
+        The layout of the launcher's `tf.train.Checkpoint`. Spectral-norm vectors and
+        batch-norm statistics are weights of the networks; the step counter is also the RNG
+        state. (``model.save``/``save_weights`` carry the same state through Keras.)
         """
         items = {"generator": self.generator, "critic": self.critic, "step": self.step}
         if self.ema_generator is not None:

@@ -4,6 +4,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# A converted FID-Inception file in the user's cache must not change what the tests see: the
+# suite (and every subprocess it starts) looks in an empty cache of its own.
+import tempfile  # noqa: E402
+
+os.environ["MMD_KERAS_CACHE"] = tempfile.mkdtemp(prefix="mmd_keras_test_cache_")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -13,7 +13,8 @@ from mmd_keras.config import ConfigError, RunConfig
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
 PAPER_CONFIGS = ("cifar10_mmd_rep_b", "cifar10_sn_smmd", "cifar10_mmd_rqstar_gp", "stl10",
                  "celeba64_rep_b", "celeba160_smmd", "lsun64", "imagenet64",
-                 "mnist_mmd_rqstar", "digits", "smoke")
+                 "mnist_mmd_rqstar", "digits", "smoke", "cifar10_mmd_rqstar_gp_official",
+                 "cifar10_mmd_dist_official")
 
 
 def _config_path(name):

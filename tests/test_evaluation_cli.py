@@ -171,9 +171,6 @@ def test_help_lists_every_flag_and_the_evaluation_code_imports_no_tensorflow(mod
     assert loaded == "none" and seconds < 2.0, (loaded, seconds)
 
 
-@pytest.mark.xfail(strict=False, reason="mmd_keras/__init__.py imports keras (12-17 s); the "
-                   "CLI helper makes it lazy (issue 12). The evaluation code itself is TF-free: "
-                   "see test_help_lists_every_flag_and_the_evaluation_code_imports_no_tensorflow")
 def test_help_and_flag_errors_import_no_tensorflow_through_the_package():
     exit_code, stdout, _, loaded, seconds = _run_cli(["--help"])
     _assert_full_help(exit_code, stdout)
@@ -272,3 +269,20 @@ def test_the_real_command_writes_the_same_report_as_main(tmp_path, cache_dir):
     assert from_cli["variance_estimator"] == "official"
     for key in ("mean", "std", "variance"):
         np.testing.assert_allclose(from_cli[key], from_main[key], rtol=1e-6)
+
+
+def test_saved_model_dir_skips_versions_without_the_export_marker(tmp_path):
+    """A version folder without the marker (an export cut short) is never scored once a
+    finished, marked version exists; with no marker anywhere the newest version is taken."""
+    from mmd_keras import export
+    from mmd_keras.evaluation import cli
+
+    for version, marked in (("1", True), ("3", False)):
+        folder = tmp_path / version
+        folder.mkdir()
+        (folder / "saved_model.pb").write_bytes(b"")
+        if marked:
+            (folder / export.MARKER).write_text("{}")
+    assert cli._saved_model_dir(str(tmp_path)) == str(tmp_path / "1")
+    (tmp_path / "1" / export.MARKER).unlink()
+    assert cli._saved_model_dir(str(tmp_path)) == str(tmp_path / "3")

@@ -1,4 +1,4 @@
-"""Kernels vs float64 NumPy references written here (REFERENCE §2)."""
+"""Kernels vs float64 NumPy references written here (docs/numerics.md, Kernels)."""
 
 import math
 

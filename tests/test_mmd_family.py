@@ -37,7 +37,7 @@ def test_dirac_gan_example_1_closed_form(psi, theta):
 @pytest.mark.parametrize("lam", [-1.0, -0.5, 0.0, 0.5, 1.0, 2.0])
 @pytest.mark.parametrize("estimator", ["unbiased", "u_statistic"])
 def test_repulsive_critic_loss_equals_reference_formula(rng, lam, estimator):
-    """REFERENCE §3: L_D,λ = λ·E k(x,x′) − (λ−1)·E k(x,y) − E k(y,y′)."""
+    """Paper 3, Eq. 5 (docs/numerics.md, Losses): L_D,λ = λ·E k(x,x′) − (λ−1)·E k(x,y) − E k(y,y′)."""
     x, y = features(rng)
     e_xx, e_xy, e_yy = np_expectations(np_rbf(x, x), np_rbf(x, y), np_rbf(y, y), estimator)
     expected = lam * e_xx - (lam - 1) * e_xy - e_yy

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from mmd_keras import losses
-from mmd_keras import training_utils as tu
+from mmd_keras import rng as rng_lib
 from mmd_keras.models import MMDGAN, paper2_critic_steps
 
 LATENT_DIM, BATCH = 4, 6
@@ -70,9 +70,9 @@ def numpy_mmd2(x, y):
 
 def hand_gradients(model, real, index, mode):
     """The step's gradients recomputed outside the model from the documented seeds."""
-    seed = tu.step_seed(model.seed, model.step, index, tu.PURPOSE_LATENTS, replica=0)
-    latents = tu.sample_latents(BATCH, LATENT_DIM, model.latent_distribution, seed)
-    loss_seed = tu.step_seed(model.seed, model.step, index, tu.PURPOSE_LOSS, replica=0)
+    seed = rng_lib.step_seed(model.seed, model.step, index, rng_lib.PURPOSE_LATENTS, replica=0)
+    latents = rng_lib.sample_latents(BATCH, LATENT_DIM, model.latent_distribution, seed)
+    loss_seed = rng_lib.step_seed(model.seed, model.step, index, rng_lib.PURPOSE_LOSS, replica=0)
     with tf.GradientTape(persistent=True) as tape:
         fake = model.generator(latents, training=True)
         out = model.loss_object(model.critic, real, fake, seed=loss_seed, mode=mode)
@@ -190,6 +190,8 @@ def test_generate_is_reproducible_and_independent_of_batch_size():
     assert not np.allclose(a, model.generate(10, seed=4))
     latents = model.sample_latents(10, seed=3).numpy()
     assert latents.min() >= -1 and latents.max() <= 1  # uniform[-1, 1]
+    # The SavedModel's `sample(batch_size, seed)` draws with the same function.
+    np.testing.assert_array_equal(latents, rng_lib.generation_latents(10, LATENT_DIM, "uniform", 3).numpy())
 
 
 def test_checkpoint_restore_resumes_exactly(tmp_path):
@@ -302,45 +304,96 @@ def test_latents_have_the_distribution_and_replay_under_xla(distribution, mean, 
     step = tf.Variable(7, dtype=tf.int64)
 
     def draw():
-        return tu.sample_latents(4000, 8, distribution, tu.step_seed(0, step, 1, tu.PURPOSE_LATENTS, replica=0))
+        return rng_lib.sample_latents(4000, 8, distribution, rng_lib.step_seed(0, step, 1, rng_lib.PURPOSE_LATENTS, replica=0))
 
     eager, compiled = draw().numpy(), tf.function(draw, jit_compile=True)().numpy()
     np.testing.assert_allclose(compiled, eager, atol=1e-5)
     assert abs(eager.mean() - mean) < 0.02 and abs(eager.std() - std) < 0.02
     if distribution == "uniform":
         assert -1 < eager.min() and eager.max() < 1
-    other = tu.sample_latents(4000, 8, distribution, tu.step_seed(0, step, 1, tu.PURPOSE_LATENTS, replica=1))
+    other = rng_lib.sample_latents(4000, 8, distribution, rng_lib.step_seed(0, step, 1, rng_lib.PURPOSE_LATENTS, replica=1))
     assert np.abs(other.numpy() - eager).mean() > 0.1  # replicas draw different latents
+
+
+def smooth_model(loss, jit_compile, critic_schedule="fixed", steps_per_execution=1, learning_rate=0.1,
+                 critic_steps=2):
+    """Vector "images" [b, 2], tanh networks (no kink where XLA and TF could round a
+    pre-activation to opposite signs), SGD (no Adam normalization of near-zero gradients)."""
+    loss = losses.get(loss) if isinstance(loss, str) else loss
+    keras.utils.set_random_seed(3)
+    generator = keras.Sequential([keras.Input((3,)), keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(2)])
+    critic = keras.Sequential([keras.Input((2,)), keras.layers.Dense(6, activation="tanh"),
+                               keras.layers.Dense(loss.required_output_dim or 3)])
+    model = MMDGAN(generator, critic, critic_schedule=critic_schedule, critic_steps=critic_steps, seed=1)
+    model.compile(generator_optimizer=keras.optimizers.SGD(learning_rate),
+                  critic_optimizer=keras.optimizers.SGD(learning_rate),
+                  loss=loss, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+    return model
+
+
+def smooth_data(batches=3):
+    return tf.data.Dataset.from_tensor_slices(
+        np.random.default_rng(2).normal(size=(4 * batches, 2)).astype("float32")).batch(4)
+
+
+# Float32 round-off, amplified by training, separates XLA from TF (XLA's CPU tanh/exp/log
+# are other approximations, a few ulps apart): in the witness-GP test below (3 steps, lr 0.1,
+# weights moved 0.35) XLA vs TF differ by 1.3e-5, and TF vs TF on data moved by one ulp
+# (np.nextafter) by 1.2e-5 -- the same size. A real mismatch (another seed, a missing term)
+# moves weights by >= 1e-3. Hence atol 1e-4. The all-losses test uses lr 3e-3: at lr 0.1
+# Cramér and WGAN-GP diverge (weights move by 68 and 5e3) and a one-ulp change of the data
+# already moves them by 0.08 and 0.03; at 3e-3 the largest XLA difference is Cramér's 3.4e-5.
+XLA_ATOL = 1e-4
 
 
 @pytest.mark.slow
 def test_xla_train_step_with_witness_gradient_penalty_matches_eager():
     """The compiled (XLA) train step, nested-tape gradient penalty included, ends with the
-    weights of the uncompiled one. Smooth (tanh) networks: at a LeakyReLU/ReLU kink XLA and
-    TF may round a pre-activation to opposite signs and legitimately pick other slopes."""
+    weights of the uncompiled one (see XLA_ATOL)."""
     from mmd_keras import kernels
 
-    def build(jit):
-        keras.utils.set_random_seed(3)
-        generator = keras.Sequential([keras.Input((3,)), keras.layers.Dense(6, activation="tanh"),
-                                      keras.layers.Dense(2)])
-        critic = keras.Sequential([keras.Input((2,)), keras.layers.Dense(6, activation="tanh"),
-                                   keras.layers.Dense(3)])
-        model = MMDGAN(generator, critic, critic_steps=2, seed=1)
-        model.compile(generator_optimizer=keras.optimizers.SGD(0.1),
-                      critic_optimizer=keras.optimizers.SGD(0.1),
-                      loss=losses.get("mmd", kernel=kernels.get("rq_dot"), gradient_penalty_weight=1.0),
-                      jit_compile=jit)
-        return model
-
-    data = tf.data.Dataset.from_tensor_slices(
-        np.random.default_rng(2).normal(size=(12, 2)).astype("float32")).batch(4)
-    compiled, plain = build(True), build(False)
+    loss = losses.get("mmd", kernel=kernels.get("rq_dot"), gradient_penalty_weight=1.0)
+    compiled, plain = smooth_model(loss, True), smooth_model(loss, False)
     initial = values(plain.trainable_variables)
-    logs = compiled.fit(data, epochs=1, verbose=0).history
-    plain.fit(data, epochs=1, verbose=0)
+    logs = compiled.fit(smooth_data(), epochs=1, verbose=0).history
+    plain.fit(smooth_data(), epochs=1, verbose=0)
     assert np.isfinite(logs["gradient_penalty"]).all()
     moved = max(np.abs(a - b).max() for a, b in zip(values(plain.trainable_variables), initial))
     assert moved > 1e-2
     for a, b in zip(values(compiled.trainable_variables), values(plain.trainable_variables)):
-        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(a, b, atol=XLA_ATOL, rtol=0)
+
+
+# Every loss in the critic/generator modes ("fixed") and in the "both" mode ("joint"); paper2
+# adds only a `tf.cond` around the same critic steps, checked with two losses (one with state).
+XLA_CASES = ([(name, "fixed") for name in sorted(losses.LOSSES)] + [(name, "joint") for name in sorted(losses.LOSSES)]
+             + [("repulsive", "paper2"), ("sobolev", "paper2")])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss_name, critic_schedule", XLA_CASES)
+def test_xla_train_step_matches_uncompiled_for_every_loss_and_schedule(loss_name, critic_schedule):
+    """Issue 13 item 7: every loss of the registry, every schedule compiles under XLA on CPU
+    (TPU readiness) and ends with the weights (and loss state) of the uncompiled step."""
+    compiled, plain = (smooth_model(loss_name, jit, critic_schedule, learning_rate=3e-3, critic_steps=1)
+                       for jit in (True, False))
+    assert compiled.jit_compile is True
+    compiled.fit(smooth_data(1), epochs=1, verbose=0)
+    plain.fit(smooth_data(1), epochs=1, verbose=0)
+    for a, b in zip(values(compiled.variables + compiled.loss_object.variables),
+                    values(plain.variables + plain.loss_object.variables)):
+        np.testing.assert_allclose(a, b, atol=XLA_ATOL, rtol=0)
+    assert int(compiled.step.numpy()) == 1
+
+
+def test_steps_per_execution_gives_the_weights_of_single_steps():
+    """``steps_per_execution=2`` through `fit` (Keras's in-graph loop over the iterator) is
+    the same computation as two calls: bitwise equal weights."""
+    states = []
+    for steps_per_execution in (1, 2):
+        model = smooth_model("repulsive", False, "fixed", steps_per_execution)
+        model.fit(smooth_data(4), epochs=1, verbose=0)
+        assert int(model.step.numpy()) == 4
+        states.append(values(model.variables))
+    for a, b in zip(*states):
+        np.testing.assert_array_equal(a, b)

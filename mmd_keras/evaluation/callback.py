@@ -191,7 +191,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         if self.writer is not None:
             with self.writer.as_default():
                 for key, val in results.items():
-                    tf.summary.scalar(f"evaluation/{key}", val, step=step)
+                    if key != "learning_rate":  # the train step logs it (generator_lr)
+                        tf.summary.scalar(f"evaluation/{key}", val, step=step)
             self.writer.flush()
         if self.verbose:
             print(f"[step {step}] " + ", ".join(f"{k}={v:.6g}" for k, v in results.items()))

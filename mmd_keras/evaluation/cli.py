@@ -181,11 +181,25 @@ def _to_unit_range(images, source):
 
 
 def _saved_model_dir(path):
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    """``path`` if it is a SavedModel, else its newest finished version folder, else None.
+
+    A version folder counts when it holds ``saved_model.pb``; once any version carries the
+    export marker of ``mmd_keras.export`` (written last), only marked versions count, so an
+    export that was cut short is never scored.
+    """
+    import tensorflow as tf
+
+    from mmd_keras import export
+
+    gfile = tf.io.gfile
+    if gfile.exists(gfile.join(path, "saved_model.pb")):
         return path
-    versions = [d for d in os.listdir(path) if d.isdigit()
-                and os.path.isfile(os.path.join(path, d, "saved_model.pb"))]
-    return os.path.join(path, max(versions, key=int)) if versions else None
+    versions = [d.rstrip("/") for d in gfile.listdir(path)]
+    versions = [d for d in versions if d.isdigit()
+                and gfile.exists(gfile.join(path, d, "saved_model.pb"))]
+    marked = [d for d in versions if export.read_marker(gfile.join(path, d)) is not None]
+    versions = marked or versions
+    return gfile.join(path, max(versions, key=int)) if versions else None
 
 
 def _generate(model_dir, num_samples, seed, batch_size):

@@ -293,7 +293,7 @@ def unchecked(config):
         notes.append(("data", f"--dataset={config.dataset} {where} is not opened by --dry_run "
                       "(offline, no download); a real run opens it first"))
     if evaluation.needs_weights(config):
-        if not config.eval_weights:
+        if not evaluation.eval_weights(config):
             why = ("a real run stops: --adaptive_lr needs them" if config.adaptive_lr
                    else "a real run skips KID/FID")
             notes.append(("evaluation weights", f"--eval_weights not given; {why}"))

@@ -100,15 +100,17 @@ def check_data_dir(config):
 def check_eval_weights(config):
     """ConfigError naming ``--eval_weights`` when the KID-driven learning rate cannot run
     (plain evaluation without weights is skipped with a message instead)."""
+    from mmd_keras.evaluation import weights as weights_lib
+
     if config.eval_weights and not os.path.isfile(config.eval_weights):
         raise ConfigError("eval_weights", "Expected `--eval_weights` to be an existing .npz "
                           f"file. Received: `--eval_weights={config.eval_weights}`")
-    if evaluation_lib.needs_weights(config) and config.adaptive_lr and not config.eval_weights:
+    if (evaluation_lib.needs_weights(config) and config.adaptive_lr
+            and not evaluation_lib.eval_weights(config)):
         raise ConfigError(
-            "eval_weights", f"Expected `--eval_weights` (FID-Inception weights: `python -m "
-            "mmd_keras.tools.convert_fid_inception pt_inception-2015-12-05-6726825d.pth OUT.npz`) "
-            f"for `--adaptive_lr` on `--dataset={config.dataset}`, or pass --noadaptive_lr. "
-            "Received: `--eval_weights=`")
+            "eval_weights", f"Expected `--eval_weights` (FID-Inception weights) for "
+            f"`--adaptive_lr` on `--dataset={config.dataset}`, or pass --noadaptive_lr. "
+            f"{weights_lib.how_to_get_fid_weights()} Received: `--eval_weights=`")
 
 
 # --- the parts ----------------------------------------------------------------------------------
@@ -152,12 +154,19 @@ def loss_params(config):
     if config.loss in config_lib.KERNEL_LOSSES and "kernel" not in params:
         from mmd_keras import kernels
 
+        kernel_params = config.parsed_kernel_params()
         if config.kernel == "rbf":
-            params["kernel"] = kernels.get("rbf", sigmas=config.kernel_sigmas)
+            kernel_params.setdefault("sigmas", config.kernel_sigmas)
         elif config.kernel in ("rq", "rq_dot"):
-            params["kernel"] = kernels.get(config.kernel, alphas=config.kernel_alphas)
-        else:
-            params["kernel"] = kernels.get(config.kernel)
+            kernel_params.setdefault("alphas", config.kernel_alphas)
+        try:
+            params["kernel"] = kernels.get(config.kernel, **kernel_params)
+        except ValueError as error:
+            flag = flag_for(error, "kernel_params")
+            flag = "kernel_params" if flag in ("loss_params", "kernel") else flag
+            raise ConfigError(flag, f"Expected `--{flag}` that `--kernel={config.kernel}` "
+                              f"accepts ({error}). Received: `--{flag}="
+                              f"{config_lib.format_value(getattr(config, flag))}`") from None
     return params
 
 
@@ -167,6 +176,8 @@ def build_loss(config):
 
     try:
         loss = losses.get(config.loss, **loss_params(config))
+    except ConfigError:
+        raise
     except ValueError as error:
         flag = flag_for(error, "loss_params")
         accepted = ", ".join(config_lib.LOSS_PARAMS.get(config.loss, ()))

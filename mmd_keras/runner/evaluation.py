@@ -10,6 +10,7 @@ One table decides it per dataset, so no other module asks "is this digits?":
 """
 
 import collections
+import os
 
 import numpy as np
 
@@ -26,6 +27,16 @@ def plan(config):
     if config.dataset in config_lib.TOY_DATASETS:
         return None
     return _DIGITS if config.dataset == "digits" else _IMAGES
+
+
+def eval_weights(config):
+    """``--eval_weights`` if given, else the converted default file if it exists, else ""."""
+    from mmd_keras.evaluation import weights as weights_lib
+
+    if config.eval_weights:
+        return config.eval_weights
+    default = weights_lib.default_fid_weights_path()
+    return default if os.path.isfile(default) else ""
 
 
 def needs_weights(config):
@@ -57,13 +68,16 @@ def build_evaluation(config, writer, on_new_best, print_fn, model=None):
     p = plan(config)
     if not config.evaluate or p is None:
         return None, None
-    if p.extractor == "fid_inception" and not config.eval_weights:
-        print_fn("KID skipped: pass --eval_weights=<FID-Inception .npz> to evaluate on "
-                 f"{config.dataset}.")
+    weights = eval_weights(config)
+    if p.extractor == "fid_inception" and not weights:
+        print_fn("KID skipped: pass --eval_weights=<FID-Inception .npz> (or convert them once "
+                 "into the default cache: `python -m mmd_keras.tools.convert_fid_inception "
+                 f"pt_inception-2015-12-05-6726825d.pth`) to evaluate on {config.dataset}.")
         return None, None
-    from mmd_keras import adaptive_lr, extractors, metrics
+    from mmd_keras.evaluation import callback as callback_lib
+    from mmd_keras.evaluation import extractors, metrics
 
-    extractor = (extractors.get(p.extractor, weights_path=config.eval_weights)
+    extractor = (extractors.get(p.extractor, weights_path=weights, flag="--eval_weights")
                  if p.extractor == "fid_inception" else extractors.get(p.extractor))
     real_features = extractor(real_images(config, "test"))
     coefficient = getattr(getattr(model, "loss_object", None), "coefficient", None)
@@ -74,7 +88,7 @@ def build_evaluation(config, writer, on_new_best, print_fn, model=None):
         floor = metrics.kernel_inception_distance(train_features, real_features,
                                                   num_subsets=config.kid_subsets,
                                                   subset_size=size, seed=config.seed)
-    callback = adaptive_lr.EvaluationCallback(
+    callback = callback_lib.EvaluationCallback(
         real_features, extractor, every_n_steps=config.eval_every or config.steps + 1,
         num_samples=config.eval_num_samples, kid_subsets=config.kid_subsets,
         kid_subset_size=config.kid_subset_size, compute_fid=config.best_metric == "fid",

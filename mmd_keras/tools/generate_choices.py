@@ -10,7 +10,6 @@ the file and fails when it is stale. Run after changing a registry::
     python -m mmd_keras.tools.generate_choices --check  # exit 1 when stale
 """
 
-import inspect
 import os
 import pprint
 import sys
@@ -27,33 +26,17 @@ launcher parses flags and prints ``--help`` from it without importing TensorFlow
 '''
 
 
-def _init_params(cls):
-    """Keyword arguments ``cls(...)`` accepts, following ``**kwargs`` up the class chain."""
-    names = []
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        params = inspect.signature(init).parameters.values()
-        names += [p.name for p in params
-                  if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-                  and p.name not in names]
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    return tuple(names)
-
-
 def choices():
     """``{name: value}`` of every generated constant, read from the registries."""
     from mmd_keras import distribute, kernels, losses, models, networks, rng
 
-    loss_params = {name: _init_params(cls) for name, cls in losses.LOSSES.items()}
+    described = {name: losses.registry.describe(name) for name in losses.LOSSES}
+    loss_params = {name: tuple(d["parameters"]) for name, d in described.items()}
     return {
         "LOSSES": tuple(losses.LOSSES),
-        "SCALAR_OUTPUT_LOSSES": tuple(name for name, cls in losses.LOSSES.items()
-                                      if cls.required_output_dim == 1),
-        "KERNEL_LOSSES": tuple(name for name, params in loss_params.items()
-                               if "kernel" in params),
+        "SCALAR_OUTPUT_LOSSES": tuple(name for name, d in described.items()
+                                      if d["scalar_critic"]),
+        "KERNEL_LOSSES": tuple(name for name, d in described.items() if d["takes_kernel"]),
         "LOSS_PARAMS": loss_params,
         "KERNELS": tuple(kernels.KERNELS),
         "ARCHITECTURES": tuple(networks.ARCHITECTURES),

@@ -65,6 +65,11 @@ result["fit_ema_differs"] = common.max_abs_diff(
     [v.numpy() for v in model.ema_generator.trainable_variables], [v.numpy() for v in model.generator.trainable_variables]
 )
 result["fit_logs_finite"] = all(np.isfinite(v).all() for v in history.history.values())
+# evaluate under the strategy: the loss's values on held-out batches, no variable changed.
+before = [v.numpy() for v in variables]
+evaluation = model.evaluate(images(12, 8, 1).batch(6), verbose=0, return_dict=True)
+result["evaluate_changed"] = common.max_abs_diff(before, [v.numpy() for v in all_variables(model)])
+result["evaluate_finite_logs"] = sorted(k for k, v in evaluation.items() if np.isfinite(v).all())
 
 common.progress("fit done")
 # 2. imagenet64 config, tiny.
