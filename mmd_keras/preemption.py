@@ -12,6 +12,12 @@ Ctrl-C sends SIGINT. :class:`PreemptionHandler` is both the signal handler and a
    :data:`EXIT_PREEMPTED` (42). Rerunning the same command resumes from that checkpoint; with
    ``--deterministic`` it ends bitwise-identical to an uninterrupted run.
 
+Under ``--strategy=multi_worker`` every worker must receive the signal (a preempted Cloud TPU
+slice or GKE job signals all of them): the stop step is not agreed between workers, so a worker
+that was not signalled would wait in the next collective until it is killed. (TensorFlow's
+``PreemptionCheckpointHandler`` agrees on the step through the coordination service; wiring it
+in is the path for clusters that signal one worker only.)
+
 A second Ctrl-C aborts at once (``KeyboardInterrupt``, no checkpoint) for a user who will not
 wait for the step; further SIGTERMs are ignored (the stop is already under way).
 
@@ -22,10 +28,12 @@ a non-finite checkpoint be written; ``BackupAndRestore`` keeps a second, separat
 model only, deletes it when ``fit`` ends (the CLI keeps its checkpoints) and, being a callback
 that saves on a schedule, would still need this signal handler to save *at* the signal.
 
-Why 42: it is the default exit code of TensorFlow's own
-``tf.distribute.experimental.PreemptionCheckpointHandler`` ("checkpoint written, restart me"),
-distinct from 0 (done), 1 (failed) and 2 (bad input); 128+N is what a shell reports for a
-process the signal killed without saving.
+Why 42: it is the restart code TensorFlow's own preemption handler
+(``tf.distribute.experimental.PreemptionCheckpointHandler``) exits with after its checkpoint
+on Cloud TPU and Borg — "checkpoint written, restart me" —, distinct from 0 (done), 1 (failed)
+and 2 (bad input). (On GCE GPU VMs that handler uses 143 = 128 + SIGTERM, which is also what a
+shell reports for a process the signal killed without saving; one code that cannot be
+confused with that is clearer for a restart script.)
 """
 
 import os

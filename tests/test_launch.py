@@ -313,3 +313,26 @@ def test_learning_rate_rule_on_resume():
     assert build.apply_learning_rates(Model, adaptive, {}, messages.append) == []
     assert build.apply_learning_rates(Model, config, {}, messages.append) == ["generator_lr"]
     assert float(Model.generator_optimizer.learning_rate.numpy()) == pytest.approx(2e-4)
+
+
+def test_a_fresh_lease_on_a_remote_workdir_refuses_the_run(capsys):
+    """gs://-style workdirs cannot flock: a lease younger than 300 s refuses a second run
+    (exit 2, naming the holder), leaving the lease and the folder as they were."""
+    import json
+    import uuid
+
+    from mmd_keras import workdir_lock
+
+    workdir = f"ram://launch-{uuid.uuid4().hex[:8]}/run"
+    lease = {"host": "tpu-vm-1", "pid": 4242, "run_id": "abc", "acquired": time.time(),
+             "heartbeat": time.time()}
+    tf.io.gfile.makedirs(workdir)
+    with tf.io.gfile.GFile(f"{workdir}/{workdir_lock.LOCK_FILE}", "w") as f:
+        f.write(json.dumps(lease))
+    code = launch.main(["prog", f"--flagfile={SMOKE}", f"--workdir={workdir}",
+                        f"--export_dir={workdir}-models"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--workdir" in err and "run abc (pid 4242 on tpu-vm-1)" in err
+    assert tf.io.gfile.listdir(workdir) == [workdir_lock.LOCK_FILE]
+    with tf.io.gfile.GFile(f"{workdir}/{workdir_lock.LOCK_FILE}") as f:
+        assert json.loads(f.read()) == lease
