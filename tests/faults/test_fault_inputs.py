@@ -61,3 +61,18 @@ def test_served_model_refuses_nan_latents(reference):
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         model.signatures["serving_default"](latents=tf.constant(latents))
     assert "latents" in error.value.message
+
+
+@pytest.mark.parametrize("content, flag", [(None, "--flagfile"), ("--steps=abc\n", "--steps"),
+                                           ("--no_such_flag=1\n", "no_such_flag")],
+                         ids=["missing_flagfile", "bad_value_in_flagfile", "unknown_flag"])
+def test_bad_flagfiles_exit_2_naming_the_flag_and_write_nothing(tmp_path, content, flag):
+    flagfile = tmp_path / "bad.cfg"
+    if content is not None:
+        flagfile.write_text(content)
+    before = faultlib.tree(tmp_path)
+    result = faultlib.launch(f"--flagfile={flagfile}", f"--workdir={tmp_path / 'run'}",
+                             cwd=tmp_path, timeout=120)
+    assert result.returncode == EXIT_BAD_INPUT
+    assert flag in faultlib.error_line(result.stderr) and "Traceback" not in result.stderr
+    assert faultlib.tree(tmp_path) == before
