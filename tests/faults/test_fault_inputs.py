@@ -41,17 +41,21 @@ def test_steps_beyond_int64_is_refused_naming_steps(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("call, argument", [
-    (lambda model: model.signatures["serving_default"](latents=tf.zeros([2, 7])), "latents"),
-    (lambda model: model.signatures["serving_default"](latents=tf.zeros([8])), "latents"),
+@pytest.mark.parametrize("call, expected", [
+    (lambda model: model.signatures["serving_default"](latents=tf.zeros([2, 7])),
+     "Expected `latents` float32 [batch, 8]"),
+    (lambda model: model.signatures["serving_default"](latents=tf.zeros([8])),
+     "Expected `latents` float32 [batch, 8]"),
     (lambda model: model.signatures["sample"](batch_size=tf.constant(-1),
-                                              seed=tf.constant(0, tf.int64)), "batch_size"),
+                                              seed=tf.constant(0, tf.int64)),
+     "Expected `batch_size` an int32 scalar with 1 <= batch_size"),
 ], ids=["wrong_latent_size", "rank_1_latents", "negative_batch_size"])
-def test_served_model_names_the_bad_input(reference, call, argument):
+def test_served_model_names_the_bad_input_and_the_expected_shape(reference, call, expected):
+    """Issue 18 item 9: raw TF shape errors; now the input and what it must be are named."""
     model = tf.saved_model.load(str(reference[0].parent / "saved_models" / "run" / "1"))
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         call(model)
-    assert argument in error.value.message
+    assert expected in error.value.message
 
 
 def test_served_model_refuses_nan_latents(reference):
@@ -60,7 +64,7 @@ def test_served_model_refuses_nan_latents(reference):
     latents[1, 3] = np.nan
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         model.signatures["serving_default"](latents=tf.constant(latents))
-    assert "latents" in error.value.message
+    assert "Expected `latents` of finite values" in error.value.message
 
 
 @pytest.mark.parametrize("content, flag", [(None, "--flagfile"), ("--steps=abc\n", "--steps"),
