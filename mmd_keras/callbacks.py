@@ -3,7 +3,8 @@
 - :class:`NonFiniteGuard` stops the run at the first NaN/Inf in any logged value, names the
   step, and vetoes every later save so the last good checkpoint stays intact.
 - :class:`CheckpointCallback` saves the latest ``k`` checkpoints every N generator steps and,
-  when told by the evaluation callback, the best one by a metric.
+  when told by the evaluation callback, the best one by a metric — only after checking that
+  every weight it is about to write is finite.
 - :class:`SampleGrid` writes PNG grids of samples from fixed latents (``model.generate`` with a
   fixed seed) every N steps, and the same grid to TensorBoard.
 - :class:`ScalarLogger` writes every logged value and both learning rates to TensorBoard at the
@@ -11,13 +12,15 @@
 - :class:`ConsoleLog` prints plain progress lines when stdout is not a terminal, and
   evaluation results on their own line.
 - :class:`StopAtStep` ends ``fit`` when the step counter reaches the requested total.
+- :class:`SummaryWriter` creates the TensorBoard event file on first use.
+
+Every path goes through :mod:`mmd_keras.fileio` (local disks, ``gs://``, ``ram://``).
 
 Because every decision reads ``model.step`` (a checkpointed variable), a resumed run saves,
 samples and stops at exactly the steps an uninterrupted run would.
 """
 
 import math
-import os
 import time
 
 import keras
@@ -103,14 +106,20 @@ class NonFiniteGuard(keras.callbacks.Callback):
             if not np.all(np.isfinite(array)):
                 bad[key] = float(array.reshape(-1)[0])
         if bad:
-            self.failed_step = current_step(self.model)
+            step = current_step(self.model)
             values = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
-            self.message = (
-                f"Non-finite loss at generator step {self.failed_step}: {values}. Training "
-                f"stopped; nothing saved after this step. Last good checkpoint: "
-                f"{self.describe_checkpoint()}")
-            self.print_fn(self.message)
-            self.model.stop_training = True
+            self.fail(step, f"Non-finite loss at generator step {step}: {values}")
+
+    def fail(self, step, reason):
+        """Records a failure at ``step`` (also used by the checkpoint callback when the weights
+        about to be saved are non-finite), prints it and stops ``fit``."""
+        if self.failed:
+            return
+        self.failed_step = step
+        self.message = (f"{reason}. Training stopped; nothing saved after this step. Last "
+                        f"good checkpoint: {self.describe_checkpoint()}")
+        self.print_fn(self.message)
+        self.model.stop_training = True
 
 
 class CheckpointCallback(keras.callbacks.Callback):
@@ -122,29 +131,48 @@ class CheckpointCallback(keras.callbacks.Callback):
         best_manager: optional manager (``max_to_keep=1``) written by :meth:`save_best`, e.g.
             from ``EvaluationCallback(on_new_best=...)`` (which checkpoints its best value).
         guard: optional :class:`NonFiniteGuard`; nothing is saved once it has failed.
+        items: optional checkpoint items (``tf.train.Checkpoint(**items)``): before each save
+            every floating-point variable among them is checked finite
+            (:func:`mmd_keras.checkpointing.check_finite`); a NaN/Inf stops the run through
+            the guard instead of being written. (The guard's logged losses come from before
+            a step's update; the weights saved after it can already be NaN.)
     """
 
-    def __init__(self, manager, every, best_manager=None, guard=None):
+    def __init__(self, manager, every, best_manager=None, guard=None, items=None):
         super().__init__()
         self.manager = manager
         self.every = every
         self.best_manager = best_manager
         self.guard = guard
+        self.items = items
         self.last_saved_step = None
 
-    def _allowed(self):
-        return self.guard is None or not self.guard.failed
+    def _allowed(self, step):
+        if self.guard is not None and self.guard.failed:
+            return False
+        if self.items is None:
+            return True
+        from mmd_keras import checkpointing
+
+        try:
+            checkpointing.check_finite(self.items, step)
+        except checkpointing.NonFiniteWeightsError as error:
+            if self.guard is None:
+                raise
+            self.guard.fail(step, str(error))
+            return False
+        return True
 
     def save(self, step):
         """Saves the latest checkpoint at ``step`` (once per step); returns its path or None."""
-        if not self._allowed() or step == self.last_saved_step:
+        if step == self.last_saved_step or not self._allowed(step):
             return None
         self.last_saved_step = step
         return self.manager.save(checkpoint_number=step)
 
     def save_best(self, step):
         """Saves the best checkpoint at ``step``; returns its path or None."""
-        if self.best_manager is None or not self._allowed():
+        if self.best_manager is None or not self._allowed(step):
             return None
         return self.best_manager.save(checkpoint_number=step)
 
@@ -192,10 +220,10 @@ class SampleGrid(keras.callbacks.Callback):
         if images.shape[-1] not in (1, 3):  # 2-D toy points: no image to draw.
             return None
         grid = make_grid(images, scale=max(1, -(-self.min_tile // images.shape[1])))
-        os.makedirs(self.directory, exist_ok=True)
-        path = os.path.join(self.directory, f"step_{step:07d}.png")
+        fileio.makedirs(self.directory)
+        path = fileio.join(self.directory, f"step_{step:07d}.png")
         write_png(path, grid)
-        write_png(os.path.join(self.directory, "latest.png"), grid)
+        write_png(fileio.join(self.directory, "latest.png"), grid)
         if self.writer is not None:
             with self.writer.as_default():
                 tf.summary.image("samples", grid[None], step=step)
@@ -210,6 +238,37 @@ class SampleGrid(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.write(current_step(self.model))
+
+
+class SummaryWriter:
+    """A ``tf.summary`` file writer created on first use (any ``tf.io.gfile`` path).
+
+    A run builds its callbacks before it restores (and may refuse) a checkpoint; creating the
+    event file only when the first summary is written keeps a refused run from writing one.
+    ``as_default``/``flush``/``close`` as ``tf.summary.create_file_writer``'s writer.
+    """
+
+    def __init__(self, logdir):
+        self.logdir = logdir
+        self._writer = None
+
+    @property
+    def writer(self):
+        """The underlying writer (created now if needed)."""
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.logdir)
+        return self._writer
+
+    def as_default(self, step=None):
+        return self.writer.as_default(step)
+
+    def flush(self):
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self):
+        if self._writer is not None:
+            self._writer.close()
 
 
 def _learning_rate(optimizer):

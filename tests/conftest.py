@@ -65,3 +65,26 @@ def _free_ports(count):
 def free_ports():
     """The function ``free_ports(count) -> [port, ...]``."""
     return _free_ports
+
+
+@pytest.fixture
+def tmpfs():
+    """``tmpfs(path, size="1m", read_only=False) -> path``: mounts a size-limited (or read-only)
+    filesystem at the new folder ``path`` for the test, or skips with the reason: it needs root
+    (as root, permission bits cannot stand in: root ignores them) and CAP_SYS_ADMIN."""
+    mounted = []
+
+    def mount(path, size="1m", read_only=False):
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root (root ignores permission bits, so a "
+                        "read-only or full folder cannot be faked otherwise)")
+        os.makedirs(path)
+        options = f"{'ro,' if read_only else ''}size={size}"
+        if os.system(f"mount -t tmpfs -o {options} tmpfs {path} 2>/dev/null") != 0:
+            pytest.skip("mount -t tmpfs failed (no CAP_SYS_ADMIN in this container)")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        os.system(f"umount {path}")

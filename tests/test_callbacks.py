@@ -82,6 +82,33 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert int(model.step.numpy()) == 4
 
 
+def test_non_finite_weights_are_never_saved_even_with_finite_losses(tmp_path):
+    """The losses a step logs come from before its update; the weights saved after it can
+    be NaN already (issue 18 item 1). The saver checks the weights it is about to write."""
+    model = StubGAN()
+    items = {"weight": model.weight, "step": model.step}
+    checkpoint = tf.train.Checkpoint(**items)
+    manager = tf.train.CheckpointManager(checkpoint, str(tmp_path), max_to_keep=3)
+    best = tf.train.CheckpointManager(checkpoint, str(tmp_path / "best"), max_to_keep=1)
+    messages = []
+    guard = cb.NonFiniteGuard(lambda: manager.latest_checkpoint, print_fn=messages.append)
+    saver = cb.CheckpointCallback(manager, every=2, best_manager=best, guard=guard, items=items)
+    callbacks = _attach(model, guard, saver)
+    for _ in range(2):
+        _advance(model, callbacks)
+    model.weight.assign([1.0, np.inf])  # finite losses are logged at steps 3 and 4
+    _advance(model, callbacks)
+    assert not guard.failed  # step 3 is not a save: nothing to check yet
+    _advance(model, callbacks)
+    assert guard.failed_step == 4 and model.stop_training
+    assert "Non-finite weights at generator step 4" in messages[0]
+    assert "weight/" in messages[0] and messages[0].endswith("ckpt-2")
+    assert saver.save_best(4) is None
+    saver.on_train_end()
+    assert [os.path.basename(p) for p in manager.checkpoints] == ["ckpt-2"]
+    assert best.latest_checkpoint is None
+
+
 def test_finite_logs_do_not_stop():
     model = StubGAN()
     guard = cb.NonFiniteGuard(print_fn=lambda m: None)

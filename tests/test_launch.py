@@ -284,3 +284,55 @@ def test_multi_worker_launch_on_loopback(tmp_path, free_ports):
     for key, value in chief.items():
         np.testing.assert_array_equal(other[key], value, err_msg=key)
     assert os.listdir(export_dir) == ["run"] and os.listdir(export_dir / "run") == ["1"]
+
+
+def test_learning_rate_rule_on_resume():
+    """A flag changed since the workdir's last run is applied and logged; an unchanged one
+    keeps the checkpoint's value (e.g. decayed by --adaptive_lr)."""
+    import keras
+
+    from mmd_keras.runner import build
+
+    class Model:
+        step = tf.Variable(7, dtype=tf.int64)
+        generator_optimizer = keras.optimizers.Adam(1e-4)  # decayed from 2e-4 by KID
+        critic_optimizer = keras.optimizers.Adam(5e-4)
+
+    config, _ = launch.parse(["prog", f"--flagfile={SMOKE}", "--critic_lr=0.001"])
+    previous = {"learning_rates": {"generator_lr": 0.0002, "critic_lr": 0.0005}}
+    messages = []
+    assert build.apply_learning_rates(Model, config, previous, messages.append) == ["critic_lr"]
+    assert float(Model.generator_optimizer.learning_rate.numpy()) == pytest.approx(1e-4)
+    assert float(Model.critic_optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
+    assert messages == ["--critic_lr changed: 0.0005 -> 0.001 since the last run of this "
+                        "workdir; applied from generator step 7 (the checkpoint's learning "
+                        "rate was 0.0005)."]
+    # A workdir from before run.json recorded learning rates: with --adaptive_lr the
+    # checkpoint's value may be a decay, so it stays; without, a different flag is applied.
+    adaptive = config.replace(adaptive_lr=True)
+    assert build.apply_learning_rates(Model, adaptive, {}, messages.append) == []
+    assert build.apply_learning_rates(Model, config, {}, messages.append) == ["generator_lr"]
+    assert float(Model.generator_optimizer.learning_rate.numpy()) == pytest.approx(2e-4)
+
+
+def test_a_fresh_lease_on_a_remote_workdir_refuses_the_run(capsys):
+    """gs://-style workdirs cannot flock: a lease younger than 300 s refuses a second run
+    (exit 2, naming the holder), leaving the lease and the folder as they were."""
+    import json
+    import uuid
+
+    from mmd_keras import workdir_lock
+
+    workdir = f"ram://launch-{uuid.uuid4().hex[:8]}/run"
+    lease = {"host": "tpu-vm-1", "pid": 4242, "run_id": "abc", "acquired": time.time(),
+             "heartbeat": time.time()}
+    tf.io.gfile.makedirs(workdir)
+    with tf.io.gfile.GFile(f"{workdir}/{workdir_lock.LOCK_FILE}", "w") as f:
+        f.write(json.dumps(lease))
+    code = launch.main(["prog", f"--flagfile={SMOKE}", f"--workdir={workdir}",
+                        f"--export_dir={workdir}-models"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--workdir" in err and "run abc (pid 4242 on tpu-vm-1)" in err
+    assert tf.io.gfile.listdir(workdir) == [workdir_lock.LOCK_FILE]
+    with tf.io.gfile.GFile(f"{workdir}/{workdir_lock.LOCK_FILE}") as f:
+        assert json.loads(f.read()) == lease

@@ -2,8 +2,15 @@
 
 :func:`run` is the story of a run, one named step per line: strategy → preflight (checks and
 the networks and loss, built once, writing nothing) → lock → build → restore → fit → report.
-Nothing is written before preflight has passed, and a failure before ``fit`` removes what the
-lock created. :func:`dry_run` is preflight without data, weights, strategy or lock.
+Nothing is written before preflight has passed, and a failure before ``fit`` leaves the
+workdir as it was. :func:`dry_run` is preflight without data, weights, strategy or lock.
+
+Failure behaviour (README, "Failure behaviour"; tests/faults/): the lock is ``flock`` locally
+and a heartbeat lease on gs:// and other ``tf.io.gfile`` paths (:mod:`mmd_keras.workdir_lock`);
+the restore trusts no state file and skips unreadable or non-finite checkpoints, and no save
+writes a non-finite weight (:mod:`mmd_keras.checkpointing`); SIGTERM/SIGINT checkpoint the
+current step and exit 42 (:mod:`mmd_keras.preemption`); a failed write is one ``error:`` line
+and exit 1. Every path goes through :mod:`mmd_keras.fileio` (local, ``gs://``, ``ram://``).
 
 Modules: :mod:`~mmd_keras.runner.checks` (preflight), :mod:`~mmd_keras.runner.workdir` (lock,
 ``flags.cfg``/``run.json``), :mod:`~mmd_keras.runner.build` (strategy, data, model,
@@ -13,19 +20,32 @@ and, here, the story and what the run prints at the end.
 
 import contextlib
 import dataclasses
+import errno
 import os
 import sys
 import time
 
 from mmd_keras import config as config_lib
+from mmd_keras import fileio, workdir_lock
 from mmd_keras.config import ConfigError
+from mmd_keras.preemption import EXIT_PREEMPTED
 from mmd_keras.runner import build, checks, evaluation, workdir
 from mmd_keras.runner.build import build_dataset, build_model, fit_plan
 from mmd_keras.runner.checks import (RUN_FILE, build_loss, check_eval_weights, check_workdir,
                                      loss_params, networks_kwargs, preflight)
 from mmd_keras.runner.workdir import FLAGS_FILE, LOCK_FILE, WorkdirLock, worker_config
 
+#: Exit codes of a run: 0 done; 1 stopped on a non-finite loss or weight, or a write failed
+#: (disk full, read-only, quota) — the message names it and every checkpoint written before is
+#: intact; 42 (:data:`mmd_keras.preemption.EXIT_PREEMPTED`) stopped by SIGTERM/SIGINT after
+#: checkpointing the current step: rerun the same command to resume. (2, bad input, is the
+#: launcher's: a ConfigError raised before anything is written.)
 EXIT_OK, EXIT_NON_FINITE = 0, 1
+#: Failures of a write, reported as one ``error:`` line (exit 1) instead of a traceback.
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES,
+                  errno.EPERM, errno.EFBIG)
+_STORAGE_WORDS = ("No space left", "quota", "Read-only file system", "Permission denied",
+                  "Input/output error", "File too large")
 
 
 @dataclasses.dataclass
@@ -35,6 +55,7 @@ class Run:
     config: object
     strategy: object
     paths: dict
+    stop: object = None
     model: object = None
     writer: object = None
     evaluation: object = None
@@ -45,74 +66,90 @@ class Run:
     samples: object = None
     restored: str = None
     start_step: int = 0
+    run_id: str = None
     elapsed: float = 0.0
 
 
 def run(config, argv=None, print_fn=print, strategy=None):
-    """Trains (or resumes) the run described by ``config``; returns the exit code.
+    """Trains (or resumes) the run described by ``config``; returns the exit code
+    (:data:`EXIT_OK`, :data:`EXIT_NON_FINITE`, :data:`EXIT_PREEMPTED`).
 
     Raises:
         ConfigError: before anything is written (bad input, busy or foreign workdir).
     """
+    import tensorflow as tf
+
+    from mmd_keras import preemption
+
     config = worker_config(config)
     strategy = strategy or build.create_strategy(config)
     build.set_globals(config)
     with strategy.scope():
         parts = preflight(config)
-    lock = WorkdirLock(config.workdir).acquire()
+    lock = workdir_lock.acquire(config.workdir, print_fn=print_fn)
     try:
-        try:
-            state = build_run(config, strategy, parts, print_fn)
-            restore_run(state)
-        except BaseException:  # e.g. a foreign checkpoint: leave no lock file behind
-            lock.release(remove_if_created=True)
-            raise
-        start_run(state, argv, print_fn)
-        fit_run(state)
-        return final_report(state, print_fn)
+        with preemption.PreemptionHandler(lock=lock) as stop:
+            try:
+                state = build_run(config, strategy, parts, stop, print_fn)
+                restore_run(state, print_fn)
+            except BaseException:  # e.g. a foreign checkpoint: the workdir is left as it was
+                lock.release(remove_if_created=True)
+                raise
+            start_run(state, argv, print_fn)
+            fit_run(state)
+            return final_report(state, print_fn)
+    except (OSError, tf.errors.OpError) as error:  # a failed write: a message, not a traceback
+        return storage_failure(error, config)
     finally:
         lock.release()
 
 
 def _paths(config):
-    root = os.path.abspath(config.workdir)
-    paths = {name: os.path.join(root, name) for name in ("checkpoints", "samples", "tensorboard")}
-    paths.update(workdir=root, saved_models=os.path.abspath(config.export_dir))
+    root = fileio.absolute(config.workdir)
+    paths = {name: fileio.join(root, name) for name in ("checkpoints", "samples", "tensorboard")}
+    paths.update(workdir=root, saved_models=fileio.absolute(config.export_dir))
     return paths
 
 
-def build_run(config, strategy, parts, print_fn):
-    """Model, TensorBoard writer, evaluation, checkpoints and callbacks (in the strategy scope)."""
-    import tensorflow as tf
+def build_run(config, strategy, parts, stop, print_fn):
+    """Model, TensorBoard writer (its file made on first use), evaluation and checkpoint (in
+    the strategy scope); nothing is written."""
+    from mmd_keras import callbacks as cb
 
-    state = Run(config, strategy, _paths(config))
+    state = Run(config, strategy, _paths(config), stop)
     with strategy.scope():
         state.model = build_model(config, parts)
-        state.writer = tf.summary.create_file_writer(state.paths["tensorboard"])
+        state.writer = cb.SummaryWriter(state.paths["tensorboard"])
         state.evaluation, state.kid_floor = evaluation.build_evaluation(
             config, state.writer, None, print_fn, state.model)
         state.checkpoints = build.build_checkpoints(config, state.paths["checkpoints"],
                                                     state.model, state.evaluation)
-    state.callbacks, state.guard, state.samples = build.build_callbacks(
-        config, state.model, state.checkpoints, state.paths, state.writer, state.evaluation,
-        print_fn)
     return state
 
 
-def restore_run(state):
-    """Restores the latest checkpoint (ConfigError when it belongs to another run)."""
+def restore_run(state, print_fn):
+    """Restores the newest usable checkpoint (ConfigError when it belongs to another run, or
+    checkpoints exist and none is usable: nothing is written then)."""
     from mmd_keras import callbacks as cb
 
     with state.strategy.scope():
-        state.restored = build.restore(state.checkpoints, state.config)
+        state.restored = build.restore(state.checkpoints, state.config, state.model, print_fn)
     state.start_step = cb.current_step(state.model)
 
 
 def start_run(state, argv, print_fn):
-    """Writes ``flags.cfg`` and ``run.json`` and says what will train."""
+    """Applies changed learning rates, writes ``flags.cfg`` and ``run.json``, builds the
+    callbacks and says what will train."""
     config, replicas = state.config, state.strategy.num_replicas_in_sync
-    os.makedirs(state.paths["samples"], exist_ok=True)
-    flags_path = workdir.write_run_files(config, argv, replicas)
+    previous = checks.read_run_record(config.workdir)
+    state.run_id = workdir.run_id_of(previous)
+    if state.restored:
+        build.apply_learning_rates(state.model, config, previous, print_fn)
+    fileio.makedirs(state.paths["samples"])
+    flags_path = workdir.write_run_files(config, argv, replicas, state.run_id)
+    state.callbacks, state.guard, state.samples = build.build_callbacks(
+        config, state.model, state.checkpoints, state.paths, state.writer, state.evaluation,
+        print_fn, state.stop)
     print_fn(f"Run directory: {state.paths['workdir']}")
     print_fn(f"  resolved flags:  {flags_path}")
     if state.restored:
@@ -123,18 +160,19 @@ def start_run(state, argv, print_fn):
 
 
 def fit_run(state):
-    """``model.fit`` over the :func:`fit_plan` (a partial first epoch when resuming)."""
+    """``model.fit`` over the :func:`fit_plan` (a partial first epoch when resuming), until the
+    plan ends, the guard fails or a signal asks to stop (a checkpoint at that step)."""
     config, replicas = state.config, state.strategy.num_replicas_in_sync
     verbose = 1 if build.console_is_terminal() else 0
     started = time.time()
     for initial_epoch, epochs, steps_per_epoch, first_step in fit_plan(
             state.start_step, config.steps, config.steps_per_epoch):
+        if state.guard.failed or state.stop.reason is not None:
+            break
         state.model.fit(build_dataset(config, first_step, replicas=replicas),
                         initial_epoch=initial_epoch, epochs=epochs,
                         steps_per_epoch=steps_per_epoch, callbacks=state.callbacks,
                         shuffle=False, verbose=verbose)
-        if state.guard.failed:
-            break
     state.writer.flush()
     state.elapsed = time.time() - started
 
@@ -148,6 +186,12 @@ def final_report(state, print_fn):
     if state.guard.failed:
         print_fn(f"error: {state.guard.message}")
         return EXIT_NON_FINITE
+    if state.stop.reason is not None:
+        print_fn(f"Stopped by {state.stop.reason} at generator step "
+                 f"{cb.current_step(state.model)}; checkpoint: "
+                 f"{state.checkpoints.manager.latest_checkpoint or 'none'}. Rerun the same "
+                 "command to resume.")
+        return EXIT_PREEMPTED
     if state.start_step >= config.steps:
         print_fn(f"Nothing to train: the checkpoint is at step {state.start_step} >= --steps.")
     step = cb.current_step(state.model)
@@ -179,18 +223,48 @@ def _report_kid(state, step, print_fn):
 
 
 def _export(state, print_fn):
+    """Exports the generator as a new version, unless this run (same workdir and run id: the
+    marker of :mod:`mmd_keras.export`) already exported it and trained no step since."""
     config = state.config
-    export_dir = os.path.join(state.paths["saved_models"], config.name)
-    if config.export and state.start_step >= config.steps and os.path.isdir(export_dir):
-        print_fn(f"  SavedModel:      already exported under {export_dir}")
-    elif config.export:
-        from mmd_keras import export
+    if not config.export:
+        return
+    from mmd_keras import export
 
-        path = export.export_generator(state.model.sampling_generator,
-                                       state.paths["saved_models"], config.name,
-                                       latent_dim=config.latent_dim,
-                                       latent_distribution=config.latent_distribution)
-        print_fn(f"  SavedModel:      {path}  (saved_model_cli show --dir {path} --all)")
+    root = state.paths["saved_models"]
+    fingerprint = export.run_fingerprint(state.paths["workdir"], state.run_id)
+    found = export.find_export(root, config.name, fingerprint)
+    if found and state.start_step >= config.steps:
+        print_fn(f"  SavedModel:      already exported: {found}")
+        return
+    path = export.export_generator(state.model.sampling_generator, root, config.name,
+                                   latent_dim=config.latent_dim,
+                                   latent_distribution=config.latent_distribution,
+                                   fingerprint=fingerprint)
+    print_fn(f"  SavedModel:      {path}  (saved_model_cli show --dir {path} --all)")
+
+
+def storage_failure(error, config):
+    """Prints an ``error:`` line for a failed write and returns 1; re-raises anything else.
+
+    A write that fails (disk full, quota, read-only, I/O error) through ``os`` or
+    ``tf.io.gfile`` (checkpoints, samples, TensorBoard, run files, the export) ends the run
+    with a message naming the path instead of a traceback. Nothing written before is changed:
+    checkpoints and run files are written under temporary names first.
+    """
+    import tensorflow as tf
+
+    message = str(getattr(error, "message", "") or error)
+    if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+        where = f" ({error.filename})" if error.filename else ""
+    elif isinstance(error, tf.errors.OpError) and any(w in message for w in _STORAGE_WORDS):
+        where = ""
+    else:
+        raise error
+    print(f"error: a write under `--workdir={config.workdir}` or `--export_dir="
+          f"{config.export_dir}` failed{where}: {message.strip().splitlines()[0][:500]}. Every "
+          "checkpoint written before is intact; free the space (or fix the folder) and rerun "
+          "the same command to resume.", file=sys.stderr)
+    return EXIT_NON_FINITE
 
 
 # --- the dry run ---------------------------------------------------------------------------------
@@ -210,7 +284,8 @@ def _dtype_policy(name):
 def unchecked(config):
     """``[(what, why)]`` a dry run cannot check offline (data, weights, strategy)."""
     notes = []
-    if config.data_dir and not os.path.isdir(config.data_dir):
+    if config.data_dir and fileio.is_local(config.data_dir) and not os.path.isdir(
+            config.data_dir):
         notes.append(("data", f"--data_dir={config.data_dir} does not exist here; a real run "
                       "stops with an error naming --data_dir"))
     else:
@@ -249,4 +324,4 @@ def dry_run(config, stdout=None):
 __all__ = ["run", "dry_run", "preflight", "ConfigError", "check_workdir", "check_eval_weights", "build_loss",
            "build_model", "build_dataset", "fit_plan", "loss_params", "networks_kwargs",
            "worker_config", "WorkdirLock", "RUN_FILE", "FLAGS_FILE", "LOCK_FILE", "EXIT_OK",
-           "EXIT_NON_FINITE"]
+           "EXIT_NON_FINITE", "EXIT_PREEMPTED"]

@@ -99,45 +99,92 @@ def build_model(config, parts=None):
 
 @dataclasses.dataclass
 class Checkpoints:
-    """The run's ``tf.train.Checkpoint`` and its latest/best managers."""
+    """The run's ``tf.train.Checkpoint``, what it holds, and its latest/best managers (opened
+    by :func:`restore`)."""
 
     checkpoint: object
-    manager: object
-    best_manager: object
+    items: dict
+    directory: str
+    manager: object = None
+    best_manager: object = None
 
     def describe_latest(self):
-        return (self.manager.latest_checkpoint
-                or "none (no checkpoint was saved before the failure)")
+        latest = self.manager.latest_checkpoint if self.manager is not None else None
+        return latest or "none (no checkpoint was saved before the failure)"
 
 
 def build_checkpoints(config, directory, model, evaluation):
-    """Checkpoint of the model and the evaluation state; latest-k and best managers."""
+    """Checkpoint of the model and the evaluation state (nothing is read or written yet)."""
     import tensorflow as tf
 
     items = dict(model.checkpoint_items())
     if evaluation is not None:
         items.update(evaluation.checkpoint_items())
-    checkpoint = tf.train.Checkpoint(**items)
-    manager = tf.train.CheckpointManager(checkpoint, directory,
-                                         max_to_keep=config.keep_checkpoints)
-    best = tf.train.CheckpointManager(checkpoint, os.path.join(directory, "best"), max_to_keep=1)
-    return Checkpoints(checkpoint, manager, best)
+    return Checkpoints(tf.train.Checkpoint(**items), items, directory)
 
 
-def restore(checkpoints, config):
-    """Restores the latest checkpoint (if any); returns its path or None. ConfigError when its
-    variables do not fit the networks and loss of ``config``."""
-    path = checkpoints.manager.latest_checkpoint
-    if path is None:
-        return None
+def restore(checkpoints, config, model, print_fn=print):
+    """Opens the checkpoint folders and restores the newest usable checkpoint
+    (:func:`mmd_keras.checkpointing.open_checkpoints`: an unreadable state file, a truncated
+    or non-finite checkpoint are skipped with a message); returns its path or None.
+
+    Raises:
+        ConfigError: the checkpoint does not fit the networks of ``config`` (naming
+            ``--latent_dim`` when the latent size differs, else ``--architecture``), or
+            checkpoints exist and none is usable (``--workdir``). Nothing is written then.
+    """
+    from mmd_keras import checkpointing, fileio
+
     try:
-        checkpoints.checkpoint.restore(path).assert_existing_objects_matched()
+        checkpoints.manager, path = checkpointing.open_checkpoints(
+            checkpoints.checkpoint, checkpoints.directory, config.keep_checkpoints, print_fn)
+    except ConfigError:
+        raise
     except (AssertionError, ValueError) as error:
-        raise ConfigError("architecture", f"Expected the checkpoint in `--workdir="
-                          f"{config.workdir}` to come from the same architecture and loss; "
-                          f"it does not fit ({str(error).splitlines()[0][:300]}). Use another "
-                          f"--workdir. Received: `--architecture={config.architecture}`") from None
+        flag, detail = checkpointing.describe_mismatch(error, model.generator, config.latent_dim)
+        raise ConfigError(flag, f"Expected `--{flag}` to fit the checkpoint in `--workdir="
+                          f"{config.workdir}`: {detail}. Use the flags it was written with or "
+                          f"another --workdir. Received: `--{flag}="
+                          f"{getattr(config, flag)}`") from None
+    checkpoints.best_manager, _ = checkpointing.open_checkpoints(
+        checkpoints.checkpoint, fileio.join(checkpoints.directory, "best"), 1, print_fn,
+        restore=False)
     return path
+
+
+def apply_learning_rates(model, config, previous, print_fn=print):
+    """The resume rule for ``--generator_lr``/``--critic_lr``; returns the changed flags.
+
+    A restored optimizer carries the learning rate it last trained with (possibly decayed by
+    the KID-driven schedule of ``--adaptive_lr``). A flag whose value differs from the one the
+    workdir last ran with (``run.json``) is a request: it is applied — replacing the
+    checkpoint's value, a decayed one too — and logged. An unchanged flag keeps the
+    checkpoint's value (so the schedule's decays survive a resume). Workdirs written before
+    ``run.json`` recorded learning rates compare with the checkpoint's value instead (without
+    ``--adaptive_lr``, which may have decayed it). ``flags.cfg`` then describes what ran.
+    """
+    import numpy as np
+
+    recorded = (previous or {}).get("learning_rates", {})
+    step = int(model.step.numpy())
+    changed = []
+    for flag, optimizer in (("generator_lr", model.generator_optimizer),
+                            ("critic_lr", model.critic_optimizer)):
+        wanted = getattr(config, flag)
+        current = float(np.asarray(optimizer.learning_rate))
+        before = recorded.get(flag)
+        if before is None:
+            if config.adaptive_lr or np.float32(current) == np.float32(wanted):
+                continue
+            before = current
+        elif before == wanted:
+            continue
+        optimizer.learning_rate.assign(wanted)
+        changed.append(flag)
+        print_fn(f"--{flag} changed: {before!r} -> {wanted!r} since the last run of this "
+                 f"workdir; applied from generator step {step} (the checkpoint's learning "
+                 f"rate was {current:.6g}).")
+    return changed
 
 
 def console_is_terminal(stream=None):
@@ -146,8 +193,11 @@ def console_is_terminal(stream=None):
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
-def build_callbacks(config, model, checkpoints, paths, writer, evaluation, print_fn):
-    """``(callbacks, samples)``: guard, evaluation, saver, sample grids, scalars, console, stop.
+def build_callbacks(config, model, checkpoints, paths, writer, evaluation, print_fn,
+                    stop=None):
+    """``(callbacks, guard, samples)``: guard, evaluation, saver (checks the weights finite
+    before each save), sample grids, scalars, console, stop at ``--steps``, and ``stop`` (the
+    :class:`mmd_keras.preemption.PreemptionHandler`). Call after :func:`restore`.
 
     The evaluation callback's ``on_new_best`` saves through the saver made here.
     """
@@ -155,7 +205,7 @@ def build_callbacks(config, model, checkpoints, paths, writer, evaluation, print
 
     guard = cb.NonFiniteGuard(checkpoints.describe_latest, print_fn=print_fn)
     saver = cb.CheckpointCallback(checkpoints.manager, config.checkpoint_every,
-                                  checkpoints.best_manager, guard=guard)
+                                  checkpoints.best_manager, guard=guard, items=checkpoints.items)
     if evaluation is not None:
         evaluation.on_new_best = lambda step, metrics: saver.save_best(step)
     samples = cb.SampleGrid(paths["samples"], config.sample_every, config.num_grid_samples,
@@ -165,9 +215,9 @@ def build_callbacks(config, model, checkpoints, paths, writer, evaluation, print
                             progress_lines=not console_is_terminal(), print_fn=print_fn)
     callbacks = [guard, *evaluations, saver, samples,
                  cb.ScalarLogger(writer, config.log_every, skip=evaluations), console,
-                 cb.StopAtStep(config.steps)]
+                 cb.StopAtStep(config.steps)] + ([stop] if stop is not None else [])
     return callbacks, guard, samples
 
 
 __all__ = ["set_globals", "create_strategy", "build_dataset", "fit_plan", "build_model",
-           "build_checkpoints", "restore", "build_callbacks"]
+           "build_checkpoints", "restore", "apply_learning_rates", "build_callbacks"]

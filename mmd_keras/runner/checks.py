@@ -11,6 +11,7 @@ import json
 import os
 
 from mmd_keras import config as config_lib
+from mmd_keras import fileio
 from mmd_keras.config import ConfigError
 from mmd_keras.errors import ArgumentError
 from mmd_keras.runner import evaluation as evaluation_lib
@@ -52,37 +53,15 @@ class Parts:
 
 # --- paths --------------------------------------------------------------------------------------
 
-def _nearest_existing(path):
-    path = os.path.abspath(path)
-    while not os.path.exists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
-
-
 def check_workdir(config):
-    """Raises ConfigError if the workdir cannot be used: not creatable/writable, or holding a
-    checkpoint written with different :data:`mmd_keras.config.IDENTITY_FIELDS`."""
-    workdir = os.path.abspath(config.workdir)
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise ConfigError("workdir", "Expected `--workdir` to be a directory. Received: "
-                          f"`--workdir={config.workdir}` (an existing file)")
-    existing = _nearest_existing(workdir)
-    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError("workdir", "Expected `--workdir` to be a writable directory (or "
-                          f"creatable: {existing} is not a writable directory). Received: "
-                          f"`--workdir={config.workdir}`")
-    export_dir = os.path.abspath(config.export_dir)
-    if config.export and os.path.exists(export_dir) and not os.path.isdir(export_dir):
-        raise ConfigError("export_dir", "Expected `--export_dir` to be a directory. Received: "
-                          f"`--export_dir={config.export_dir}` (an existing file)")
-    run_file = os.path.join(workdir, RUN_FILE)
-    if not os.path.exists(run_file):
-        return
-    with open(run_file) as f:
-        saved = json.load(f).get("identity", {})
+    """Raises ConfigError if the workdir or export folder cannot be used (symbolic-link loop,
+    a file in the way, read-only or unwritable: :func:`mmd_keras.fileio.check_directory`), or
+    the workdir holds a checkpoint written with different
+    :data:`mmd_keras.config.IDENTITY_FIELDS` (``run.json``). Writes nothing."""
+    fileio.check_directory("workdir", config.workdir)
+    if config.export:
+        fileio.check_directory("export_dir", config.export_dir)
+    saved = read_run_record(config.workdir).get("identity", {})
     for name, value in config_lib.identity(config).items():
         if name in saved and saved[name] != value:
             flag = "ema_decay" if name == "ema_decay_on" else name
@@ -92,9 +71,28 @@ def check_workdir(config):
                 f"or the same flags. Received: `{name}={value!r}`")
 
 
+def read_run_record(workdir):
+    """The workdir's ``run.json`` as a dict (``{}`` when there is none); ConfigError naming
+    ``--workdir`` when it is not JSON."""
+    path = fileio.join(fileio.absolute(workdir), RUN_FILE)
+    text = fileio.read_text(path)
+    if text is None:
+        return {}
+    try:
+        record = json.loads(text)
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as error:
+        raise ConfigError("workdir", f"Expected {path} to be the run record this library "
+                          f"writes (JSON); it is not ({error}). Move it away to resume without "
+                          f"the identity check. Received: `--workdir={workdir}`") from None
+    return record
+
+
 def check_data_dir(config):
     """ConfigError naming ``--data_dir`` when it is given but is not a directory."""
-    if config.data_dir and not os.path.isdir(config.data_dir):
+    if config.data_dir and fileio.is_local(config.data_dir) and not os.path.isdir(
+            config.data_dir):  # (a gs:// data_dir is checked by opening the dataset)
         raise ConfigError("data_dir", "Expected `--data_dir` to be an existing directory. "
                           f"Received: `--data_dir={config.data_dir}`")
 

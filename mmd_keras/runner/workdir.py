@@ -5,79 +5,59 @@ Layout: ``flags.cfg`` (replays the run), ``run.json`` (checkpoint identity), ``.
 """
 
 import dataclasses
-import fcntl
 import json
 import os
 import shlex
+import uuid
 
 from mmd_keras import config as config_lib
-from mmd_keras import fileio
+from mmd_keras import fileio, workdir_lock
 from mmd_keras.config import ConfigError
 from mmd_keras.runner.checks import RUN_FILE
 
 FLAGS_FILE = "flags.cfg"
-LOCK_FILE = ".lock"
+LOCK_FILE = workdir_lock.LOCK_FILE
+#: Flags whose change on resume is applied to the restored optimizers (and logged).
+LEARNING_RATE_FLAGS = ("generator_lr", "critic_lr")
 
 
-class WorkdirLock:
-    """An exclusive ``flock`` on ``<workdir>/.lock`` (the OS releases it when the process dies)."""
-
-    def __init__(self, workdir):
-        self.workdir = workdir
-        self.path = os.path.join(workdir, LOCK_FILE)
-        self._fd = None
-
-    def acquire(self):
-        """Takes the lock; ConfigError naming ``--workdir`` when another process holds it."""
-        created_dir = not os.path.exists(self.workdir)
-        os.makedirs(self.workdir, exist_ok=True)
-        created_file = not os.path.exists(self.path)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise ConfigError("workdir", f"Expected `--workdir` not in use by another run; "
-                              f"{self.path} is locked by {holder}. Wait for it to finish or use "
-                              f"another --workdir. Received: `--workdir={self.workdir}`") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
-        self._fd, self._created = fd, (created_dir, created_file)
-        return self
-
-    def release(self, remove_if_created=False):
-        """Releases the lock; optionally removes what :meth:`acquire` created."""
-        if self._fd is None:
-            return
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = None
-        created_dir, created_file = self._created
-        if remove_if_created and created_file:
-            os.remove(self.path)
-            if created_dir and not os.listdir(self.workdir):
-                os.rmdir(self.workdir)
+#: The lock of local workdirs (kept under its old name; :func:`mmd_keras.workdir_lock.acquire`
+#: picks the heartbeat lease for gs:// and other gfile paths).
+WorkdirLock = workdir_lock.FlockLock
 
 
 def flags_header(config, argv):
     """Header of ``flags.cfg``: the command that wrote it and how to replay it."""
     argv = argv or ["launch"]
     command = " ".join(["python -m mmd_keras.launch"] + [shlex.quote(a) for a in argv[1:]])
-    return (f"Resolved flags of the run in {os.path.abspath(config.workdir)}.\n"
+    workdir = fileio.absolute(config.workdir)
+    return (f"Resolved flags of the run in {workdir}.\n"
             f"Written by: {command}\n"
-            f"Replay: python -m mmd_keras.launch --flagfile={os.path.join(config.workdir, FLAGS_FILE)}"
+            f"Replay: python -m mmd_keras.launch --flagfile={fileio.join(workdir, FLAGS_FILE)}"
             "\n(the same --workdir resumes the run; add --workdir=NEW to train it again)")
 
 
-def write_run_files(config, argv, replicas):
-    """Writes ``flags.cfg`` and ``run.json`` atomically; returns the flags.cfg path."""
-    workdir = os.path.abspath(config.workdir)
-    flags_path = os.path.join(workdir, FLAGS_FILE)
+def write_run_files(config, argv, replicas, run_id=None):
+    """Writes ``flags.cfg`` and ``run.json`` atomically; returns the flags.cfg path.
+
+    ``run.json`` holds the checkpoint identity, the replicas, the run id (:func:`run_id_of`: kept
+    across resumes, so that the run's exports stay its own) and the learning-rate flags this
+    invocation ran with (the resume rule of
+    :func:`mmd_keras.runner.build.apply_learning_rates` compares against them).
+    """
+    workdir = fileio.absolute(config.workdir)
+    flags_path = fileio.join(workdir, FLAGS_FILE)
     fileio.atomic_write(flags_path, config_lib.to_flagfile(config, flags_header(config, argv)))
-    fileio.atomic_write(os.path.join(workdir, RUN_FILE), json.dumps(
-        {"identity": config_lib.identity(config), "replicas": replicas}, indent=2) + "\n")
+    record = {"identity": config_lib.identity(config), "replicas": replicas,
+              "run_id": run_id or run_id_of(None),
+              "learning_rates": {name: getattr(config, name) for name in LEARNING_RATE_FLAGS}}
+    fileio.atomic_write(fileio.join(workdir, RUN_FILE), json.dumps(record, indent=2) + "\n")
     return flags_path
+
+
+def run_id_of(previous):
+    """The run id of ``previous`` (a ``run.json`` dict), or a new one for a new run."""
+    return (previous or {}).get("run_id") or uuid.uuid4().hex[:16]
 
 
 def worker_config(config, tf_config=None):
@@ -100,4 +80,4 @@ def worker_config(config, tf_config=None):
     if task_type == "chief" or (task_type == "worker" and index == 0 and not has_chief):
         return config
     return dataclasses.replace(
-        config, workdir=os.path.join(config.workdir, f".{task_type}_{index}"), export=False)
+        config, workdir=fileio.join(config.workdir, f".{task_type}_{index}"), export=False)
