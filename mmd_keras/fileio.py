@@ -108,21 +108,16 @@ def atomic_write(path, data):
     return path
 
 
-def check_directory(flag, path):
-    """Raises ConfigError naming ``--<flag>`` unless ``path`` is (or can become) a writable
-    directory. Writes nothing.
+def directory_problem(path):
+    """Why the local ``path`` cannot be (or become) a writable directory, or None. Writes nothing.
 
-    Local paths: every existing component must resolve (a symbolic-link loop or a dangling
-    link is named), the path must not be a file, and the nearest existing ancestor must be a
-    writable directory (``os.access`` reports a read-only filesystem even to root). Paths with
-    a scheme are accepted here: checking them would need a write (their runs fail with a
-    message naming the path instead).
+    Every existing component must resolve (a symbolic-link loop or a dangling link is named),
+    the path must not be a file, and the nearest existing ancestor must be a writable directory
+    (``os.access`` reports a read-only filesystem even to root). Paths with a scheme give None:
+    checking them would need a write.
     """
-    from mmd_keras.config import ConfigError
-
     if not is_local(path):
-        return
-    received = f"Received: `--{flag}={path}`"
+        return None
     current = absolute(path)
     while True:
         try:
@@ -130,26 +125,35 @@ def check_directory(flag, path):
             break
         except OSError as error:
             if error.errno == errno.ELOOP:
-                raise ConfigError(flag, f"Expected `--{flag}` to be a usable directory; "
-                                  f"{current} is a symbolic link loop. {received}") from None
+                return f"{current} is a symbolic link loop"
             if error.errno == errno.ENOTDIR:
-                raise ConfigError(flag, f"Expected `--{flag}` to be a directory; a parent of "
-                                  f"{current} is a file. {received}") from None
+                return f"a parent of {current} is a file"
             if os.path.islink(current):
-                raise ConfigError(flag, f"Expected `--{flag}` to be a usable directory; "
-                                  f"{current} is a dangling symbolic link (to "
-                                  f"{os.readlink(current)}). {received}") from None
+                return (f"{current} is a dangling symbolic link (to "
+                        f"{os.readlink(current)})")
+            if error.errno != errno.ENOENT:
+                return f"{error.strerror} at {current}"
         parent = os.path.dirname(current)
         if parent == current:
             break
         current = parent
     if not os.path.isdir(current):
-        raise ConfigError(flag, f"Expected `--{flag}` to be a directory; {current} is a file. "
-                          f"{received}")
+        return f"{current} is a file"
     if not os.access(current, os.W_OK | os.X_OK):
-        why = "on a read-only filesystem" if _read_only(current) else "not writable"
+        why = ("on a read-only filesystem" if _read_only(current)
+               else "not writable (read-only for this user)")
+        return f"{current} is {why}"
+    return None
+
+
+def check_directory(flag, path):
+    """Raises ConfigError naming ``--<flag>`` when :func:`directory_problem` finds one."""
+    from mmd_keras.config import ConfigError
+
+    problem = directory_problem(path)
+    if problem is not None:
         raise ConfigError(flag, f"Expected `--{flag}` to be a writable directory (or "
-                          f"creatable); {current} is {why}. {received}")
+                          f"creatable); {problem}. Received: `--{flag}={path}`")
 
 
 def _read_only(path):

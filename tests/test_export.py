@@ -399,7 +399,7 @@ def test_check_root_refuses_unusable_export_dirs_up_front(tmp_path):
     export.check_root(str(tmp_path / "new" / "deeper"), "run")  # creatable: fine
     export.check_root(f"ram://check_{os.getpid()}", "run")
     for root, message in ((str(a_file), "is a file"), (str(a_file / "sub"), "is a file"),
-                          (str(loop / "sub"), "symlink loop")):
+                          (str(loop / "sub"), "symbolic link loop")):
         with pytest.raises(ValueError, match=rf"`root=.*{message}"):
             export.check_root(root, "run")
     assert sorted(os.listdir(tmp_path)) == ["file", "loop"]  # nothing written

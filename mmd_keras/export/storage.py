@@ -32,6 +32,9 @@ import uuid
 
 import tensorflow as tf
 
+from mmd_keras import fileio
+from mmd_keras.fileio import is_local
+
 #: The marker file inside each finished version folder (written last).
 MARKER = "mmd_keras_export.json"
 MARKER_FORMAT = 1
@@ -68,10 +71,6 @@ def join(*parts):
     return posixpath.join(*parts)
 
 
-def is_local(path):
-    return "://" not in path or path.startswith("file://")
-
-
 def _listdir(path):
     try:
         return [name.rstrip("/") for name in tf.io.gfile.listdir(path)]
@@ -94,30 +93,10 @@ def check_root(root, run_name=None):
                 raise ValueError(f"Expected `root` to be a directory. Received: `root={root}` "
                                  f"(`{candidate}` is a file)")
         return
-    import errno
-    import os
-
-    path = path[len("file://"):] if path.startswith("file://") else path
-    current = os.path.abspath(path)
-    while True:
-        try:
-            os.stat(current)
-            break
-        except OSError as error:
-            if error.errno == errno.ELOOP:
-                raise ValueError(f"Expected `root` to be a usable directory. Received: "
-                                 f"`root={root}` (a symlink loop at `{current}`)") from None
-            if error.errno not in (errno.ENOENT, errno.ENOTDIR) or \
-                    os.path.dirname(current) == current:
-                raise ValueError(f"Expected `root` to be a usable directory. Received: "
-                                 f"`root={root}` ({error.strerror} at `{current}`)") from None
-            current = os.path.dirname(current)
-    if not os.path.isdir(current):
-        raise ValueError(f"Expected `root` to be a directory. Received: `root={root}` "
-                         f"(`{current}` is a file)")
-    if not os.access(current, os.W_OK | os.X_OK):
-        raise ValueError(f"Expected `root` to be writable. Received: `root={root}` "
-                         f"(`{current}` is read-only)")
+    problem = fileio.directory_problem(path)
+    if problem is not None:
+        raise ValueError(f"Expected `root` to be a usable, writable directory. Received: "
+                         f"`root={root}` ({problem})")
 
 
 def versions(run_dir):
