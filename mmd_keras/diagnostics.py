@@ -33,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmd_keras import losses
+from mmd_keras import fileio, losses
 from mmd_keras.callbacks import current_step
 
 
@@ -256,11 +256,8 @@ class CriticSpectrumLogger(keras.callbacks.Callback):
                           "offset": self.offset, "history": self.history})
 
     def save(self, path):
-        """Writes :meth:`to_json` to ``path`` (temp file + rename)."""
-        tmp = f"{path}.tmp"
-        with tf.io.gfile.GFile(tmp, "w") as f:
-            json.dump(self.to_json(), f, allow_nan=False)
-        tf.io.gfile.rename(tmp, path, overwrite=True)
+        """Writes :meth:`to_json` to ``path`` atomically (any filesystem)."""
+        fileio.atomic_write(path, json.dumps(self.to_json(), allow_nan=False))
 
     def on_train_begin(self, logs=None):
         self.record(self._step())

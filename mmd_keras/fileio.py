@@ -12,6 +12,7 @@ symbolic-link loop, a dangling link, a file in the way, or a read-only or unwrit
 location — before anything is written.
 """
 
+import contextlib
 import errno
 import os
 import posixpath
@@ -106,6 +107,24 @@ def atomic_write(path, data):
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """A local temporary path beside ``path``, renamed over ``path`` when the block succeeds.
+
+    For writers that need a file name (``np.savez``, ``keras.Model.save_weights``); ``suffix``
+    keeps the extension such writers check (e.g. ``".weights.h5"``). On an exception the
+    temporary file is removed and ``path`` is untouched.
+    """
+    stem = path[:-len(suffix)] if suffix and path.endswith(suffix) else path
+    tmp = f"{stem}.tmp.{os.getpid()}{suffix}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def directory_problem(path):

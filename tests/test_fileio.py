@@ -53,3 +53,21 @@ def test_check_directory_names_loops_dangling_links_and_files(tmp_path):
 def test_check_directory_refuses_a_read_only_filesystem(tmp_path, tmpfs):
     read_only = tmpfs(tmp_path / "ro", size="64k", read_only=True)
     assert "read-only filesystem" in _refused("export_dir", f"{read_only}/models")
+
+
+def test_atomic_path_replaces_only_on_success_and_keeps_the_suffix(tmp_path):
+    target = tmp_path / "weights.npz"
+    target.write_bytes(b"old")
+    with fileio.atomic_path(str(target), suffix=".npz") as tmp:
+        assert tmp.endswith(".npz") and tmp != str(target)
+        with open(tmp, "wb") as f:
+            f.write(b"new")
+        assert target.read_bytes() == b"old"  # readers see the old file until the rename
+    assert target.read_bytes() == b"new"
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_path(str(target), suffix=".npz") as tmp:
+            with open(tmp, "wb") as f:
+                f.write(b"half")
+            raise RuntimeError("writer failed")
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.npz"]  # no temp left

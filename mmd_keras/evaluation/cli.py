@@ -398,10 +398,9 @@ def main(argv=None):
               **result}
     for name, value in result["metrics"].items():
         print(_summary(name, value))
-    tmp_path = f"{args.output}.tmp"
-    with open(tmp_path, "w") as handle:
-        json.dump(report, handle, indent=2, sort_keys=True)
-    os.replace(tmp_path, args.output)
+    from mmd_keras import fileio
+
+    fileio.atomic_write(args.output, json.dumps(report, indent=2, sort_keys=True))
     print(f"wrote {args.output}")
     return 0
 

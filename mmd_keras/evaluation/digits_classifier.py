@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmd_keras import datasets
+from mmd_keras import datasets, fileio
 from mmd_keras.evaluation.extractor_base import FeatureExtractor, float32_policy
 from mmd_keras.evaluation.weights import default_cache_dir  # noqa: F401 - public here too
 
@@ -189,9 +189,8 @@ def load_digits_classifier(cache_dir=None, retrain=False):
         return DigitsClassifier(model, path)
     model = train_digits_classifier(**DEFAULT_TRAINING)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp_path = f"{path[:-len('.weights.h5')]}.{os.getpid()}.tmp.weights.h5"
-    model.save_weights(tmp_path)
-    os.replace(tmp_path, path)
+    with fileio.atomic_path(path, suffix=".weights.h5") as tmp_path:
+        model.save_weights(tmp_path)
     return DigitsClassifier(model, path)
 
 

@@ -78,9 +78,10 @@ def convert(input_path, output_path=None, overwrite=False):
 
     weights = inception.keras_weights_from_state_dict(read_state_dict(input_path))
     inception.check_converted_weights(weights)
-    tmp_path = output_path[:-len(".npz")] + ".tmp.npz"
-    inception.save_fid_inception_weights(weights, tmp_path)
-    os.replace(tmp_path, output_path)
+    from mmd_keras import fileio
+
+    with fileio.atomic_path(output_path, suffix=".npz") as tmp_path:
+        inception.save_fid_inception_weights(weights, tmp_path)
     return output_path
 
 
