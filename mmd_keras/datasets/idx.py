@@ -205,8 +205,21 @@ def _read_npz(path, split):
     return images, labels.astype(np.uint8)
 
 
+def tfds_prepared(name, data_dir=None):
+    """Whether ``data_dir`` (default TFDS's folder) holds a TFDS build of ``name``.
+
+    Checked before calling TFDS, which would otherwise leave an empty version folder in a
+    folder of IDX files.
+    """
+    from mmd_keras.datasets.tfds_sources import default_data_dir
+
+    return os.path.isdir(os.path.join(os.fspath(data_dir or default_data_dir()), name))
+
+
 def _load_tfds_arrays(name, split, data_dir):
     """``(images, labels, source)`` from prepared TFDS data, or ``(None, error_text)``."""
+    if not tfds_prepared(name, data_dir):
+        return None, "no prepared TFDS copy"
     try:
         import tensorflow_datasets as tfds
 
