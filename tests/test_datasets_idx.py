@@ -91,6 +91,8 @@ def test_build_dataset_streams_the_files_in_unit_range(tmp_path, tiny_counts):
     images, labels = datasets.mnist_images("train", str(tmp_path))
     assert images.shape == (TINY["train"], 28, 28, 1) and images.min() >= -1 and images.max() <= 1
     np.testing.assert_array_equal(labels, tiny_arrays("train")[1])
+    # Read directly: TFDS was not asked, so it left no version folder among the files.
+    assert all(name.endswith("ubyte.gz") for name in os.listdir(tmp_path))
 
 
 @pytest.mark.parametrize("gz", [False, True])

@@ -199,8 +199,8 @@ def build_dataset(
 
 def _idx_dataset_images(name, split, image_size, data_dir, *, download, seed, shuffle):
     """MNIST-like data: TFDS when prepared, else the IDX / npz files in ``data_dir``."""
-    if not (download or idx.tfds_prepared(name, data_dir)):
-        return idx.file_images(name, split, image_size, data_dir, "no prepared TFDS copy")
+    if idx.files_present(name, data_dir):
+        return idx.file_images(name, split, image_size, data_dir)
     try:
         return tfds_sources.load_tfds_images(
             name, split, image_size, data_dir, download=download, seed=seed,

@@ -1,8 +1,8 @@
 """MNIST and Fashion-MNIST without TFDS: the four IDX files or Keras's ``mnist.npz``.
 
-``build_dataset("mnist", ...)`` (and ``fashion_mnist``) reads TFDS when the dataset is
-prepared there; otherwise it reads the files found in ``data_dir`` (then, without
-``data_dir``, Keras's download cache ``~/.keras/datasets``):
+``build_dataset("mnist", ...)`` (and ``fashion_mnist``) reads the files below when
+``data_dir`` holds them, else TFDS when the dataset is prepared there (or in TFDS's default
+folder), else the files in Keras's download cache ``~/.keras/datasets``:
 
 * the four IDX files as distributed (gzipped or not; ``-idx3-ubyte`` or ``.idx3-ubyte``)::
 
@@ -205,21 +205,23 @@ def _read_npz(path, split):
     return images, labels.astype(np.uint8)
 
 
-def tfds_prepared(name, data_dir=None):
-    """Whether ``data_dir`` (default TFDS's folder) holds a TFDS build of ``name``.
+def files_present(name, data_dir):
+    """Whether an explicit ``data_dir`` holds this dataset's IDX files or npz (not read).
 
-    Checked before calling TFDS, which would otherwise leave an empty version folder in a
-    folder of IDX files.
+    Such a folder is not a TFDS folder: it is read directly, without asking TFDS, which
+    would leave an empty version folder in it.
     """
-    from mmd_keras.datasets.tfds_sources import default_data_dir
-
-    return os.path.isdir(os.path.join(os.fspath(data_dir or default_data_dir()), name))
+    if data_dir is None:
+        return False
+    folder = os.fspath(data_dir)
+    return (_find_idx(folder, "train") is not None or _find_idx(folder, "test") is not None
+            or os.path.isfile(os.path.join(folder, f"{name}.npz")))
 
 
 def _load_tfds_arrays(name, split, data_dir):
     """``(images, labels, source)`` from prepared TFDS data, or ``(None, error_text)``."""
-    if not tfds_prepared(name, data_dir):
-        return None, "no prepared TFDS copy"
+    if files_present(name, data_dir):
+        return None, "data_dir holds the files"
     try:
         import tensorflow_datasets as tfds
 
