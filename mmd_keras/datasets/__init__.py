@@ -9,7 +9,8 @@ stl10                          48        3       TFDS ``stl10`` split ``unlabell
 celeb_a                        64        3       TFDS ``celeb_a``, centre crop 160, resize
 downsampled_imagenet/64x64     64        3       TFDS ``downsampled_imagenet/64x64``
 lsun/bedroom                   64        3       TFDS ``lsun/bedroom``, centre square, resize
-mnist, fashion_mnist           28        1       TFDS
+mnist, fashion_mnist           28        1       TFDS, else IDX files / ``mnist.npz`` in
+                                                 ``data_dir`` (:mod:`.idx`)
 image_folder                   64        3       JPEG/PNG tree at ``data_dir``
 digits                         32        1       scikit-learn digits (offline), 16/32 px
 photo_patches                  32        3       crops of scikit-learn's photos (offline)
@@ -19,7 +20,8 @@ ring8, grid25, moons           —         —       2-D toys ``[B, 2]`` (offlin
 Images come as float32 ``[B, H, W, C]`` in [-1, 1]; labels are dropped.
 """
 
-from mmd_keras.datasets import folder, offline, pipeline, tfds_sources, toys
+from mmd_keras.datasets import folder, idx, offline, pipeline, tfds_sources, toys
+from mmd_keras.datasets.idx import BadDatasetFileError, mnist_images
 from mmd_keras.datasets.offline import digits_images, digits_split
 from mmd_keras.datasets.pipeline import to_uint8, to_unit_range
 from mmd_keras.datasets.tfds_sources import DatasetNotAvailableError
@@ -37,6 +39,7 @@ DATASETS = tuple(tfds_sources.TFDS_SOURCES) + ("image_folder",) + OFFLINE_DATASE
 
 __all__ = [
     "DATASETS",
+    "BadDatasetFileError",
     "DatasetNotAvailableError",
     "build_dataset",
     "count_modes",
@@ -44,6 +47,7 @@ __all__ = [
     "digits_images",
     "digits_split",
     "grid25_modes",
+    "mnist_images",
     "moons_distance",
     "ring8_modes",
     "to_uint8",
@@ -109,7 +113,9 @@ def build_dataset(
             image_folder and the toys.
         image_size: output side in pixels; ``None`` = the dataset's default size.
         batch_size: examples per batch (every batch is full: ``drop_remainder``).
-        data_dir: TFDS data folder, or the image folder for ``image_folder``.
+        data_dir: TFDS data folder, or the image folder for ``image_folder``; for
+            mnist / fashion_mnist also the folder of the four IDX files or ``mnist.npz``
+            (used when TFDS has no prepared copy; see :mod:`mmd_keras.datasets.idx`).
         shuffle: shuffle examples (and TFDS files) with ``seed``.
         repeat: repeat forever (``model.fit(..., steps_per_epoch=...)``).
         seed: seed of shuffling and of the offline generators' stateless RNG.
@@ -178,6 +184,9 @@ def build_dataset(
         images, count, size = folder.image_folder_images(data_dir, image_size, **options)
         channels = options.get("channels", 3)
         estimated = count * size * size * channels
+    elif name in idx.IDX_DATASETS:
+        images, estimated, size = _idx_dataset_images(
+            name, split, image_size, data_dir, download=download, seed=seed, shuffle=shuffle)
     else:
         images, estimated, size = tfds_sources.load_tfds_images(
             name, split, image_size, data_dir, download=download, seed=seed,
@@ -186,3 +195,16 @@ def build_dataset(
     return pipeline.finalize(
         images, batch_size, repeat=repeat, cache=pipeline.resolve_cache(cache, estimated), **common
     )
+
+
+def _idx_dataset_images(name, split, image_size, data_dir, *, download, seed, shuffle):
+    """MNIST-like data: TFDS when prepared, else the IDX / npz files in ``data_dir``."""
+    if idx.files_present(name, data_dir):
+        return idx.file_images(name, split, image_size, data_dir)
+    try:
+        return tfds_sources.load_tfds_images(
+            name, split, image_size, data_dir, download=download, seed=seed,
+            shuffle_files=shuffle)
+    except (DatasetNotAvailableError, ModuleNotFoundError) as error:
+        tfds_error = str(error).rsplit("TFDS said: ", 1)[-1]
+    return idx.file_images(name, split, image_size, data_dir, tfds_error)

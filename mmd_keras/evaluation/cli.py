@@ -9,7 +9,16 @@ Samples and references can each be
 * a ``.npz`` (array ``images``, or its only array) or ``.npy`` file ``[N, H, W, C]``: uint8 in
   ``[0, 255]`` or float in ``[-1, 1]``;
 * ``digits`` / ``digits:test`` (the held-out split, default) / ``digits:train`` /
-  ``digits:all`` — scikit-learn's digits at the samples' size (16 or 32 px, else 32).
+  ``digits:all`` — scikit-learn's digits at the samples' size (16 or 32 px, else 32);
+* ``mnist`` / ``mnist:test`` (the 10,000 test images) / ``mnist:train`` (the 60,000 training
+  images), same for ``fashion_mnist`` — from TFDS, or the IDX files / ``mnist.npz`` in
+  ``--data_dir`` (:mod:`mmd_keras.datasets.idx`).
+
+Paper 1's MNIST scores (Bińkowski et al. 2018, §5): LeNet features, 100,000 generated images
+against the test set, KID from 100 subsets of 1,000, FID and IS from 10 bootstrap resamplings::
+
+    python -m mmd_keras.evaluate --samples=RUN/export --num_samples=100000 --reference=mnist \
+        --data_dir=DIR --extractor=lenet --protocol=paper1 --output=scores.json
 
 Example, on the model the default ``python -m mmd_keras.launch`` run exports to
 ``saved_models/digits``::
@@ -51,6 +60,9 @@ EXIT_BAD_INPUT = 2
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 DIGITS_SOURCES = {"digits": "test", "digits:test": "test", "digits:train": "train",
                   "digits:all": "all"}
+MNIST_SOURCES = {f"{name}{suffix}": (name, split) for name in ("mnist", "fashion_mnist")
+                 for suffix, split in (("", "test"), (":test", "test"), (":train", "train"))}
+PROTOCOLS = ("default", "paper1")
 
 
 def _define_flags(flag_values):
@@ -66,20 +78,23 @@ def _define_flags(flag_values):
 
     string("samples", None, "Generated images: an exported generator (SavedModel or run "
            "folder), an image folder, a .npz/.npy file, or digits[:split].")
-    string("reference", "digits", "Real images: digits[:test|train|all], an image folder, or a "
-           ".npz/.npy file.")
+    string("reference", "digits", "Real images: digits[:test|train|all], mnist[:test|train], "
+           "fashion_mnist[:test|train], an image folder, or a .npz/.npy file.")
+    string("data_dir", None, "mnist / fashion_mnist: TFDS folder, or the folder of the four IDX "
+           "files (gzipped or not) or of mnist.npz; also trains the lenet extractor on first use.")
     string("output", None, "JSON file to write; its folder must exist.")
     flags.DEFINE_boolean("overwrite", False, "Replace an existing --output.",
                          flag_values=flag_values)
     enum("extractor", "digits", weights_lib.EXTRACTOR_NAMES,
          "Feature network: digits (offline LeNet-like classifier), fid_inception (the FID "
          "network of published scores), inception_v3 (Keras's ImageNet InceptionV3; not "
-         "comparable with published numbers).")
+         "comparable with published numbers), lenet (paper 1's MNIST classifier, trained on "
+         "first use from --data_dir).")
     string("weights", None, "fid_inception: the converted .npz (default: "
            f"{weights_lib.default_fid_weights_path()} if it exists; "
            + weights_lib.how_to_get_fid_weights() + ") inception_v3: a weights file or "
            "'imagenet' (download).")
-    string("cache_dir", None, "Folder of the cached digits classifier (default "
+    string("cache_dir", None, "Folder of the cached digits / lenet classifier (default "
            "$MMD_KERAS_CACHE, else ~/.cache/mmd_keras).")
     integer("num_samples", None, "Samples used (the first ones); required for a generator; "
             "default all.", 2)
@@ -95,6 +110,10 @@ def _define_flags(flag_values):
          "KID: estimator of the variance of one subset's estimate: unbiased (exact), or "
          "official (paper 1's code's --mmd-var, biased low by O(1/m)).")
     integer("is_splits", 10, "Inception Score splits.", 1)
+    enum("protocol", "default", PROTOCOLS,
+         "default: KID subsets, FID of all samples, IS in splits; paper1: Binkowski et al. "
+         "2018 (KID subsets without replacement, FID and IS from --bootstraps resamplings).")
+    integer("bootstraps", 10, "paper1 protocol: FID / IS bootstrap resamplings.", 1)
     integer("seed", 0, "Seed of the generator's latents and of the KID subsets.", 0)
     integer("batch_size", 256, "Generator batch size.", 1)
 
@@ -246,7 +265,8 @@ def _read_array_file(path):
                          f"Received: {data.files}")
 
 
-def load_images(source, num_samples=None, seed=0, batch_size=256, image_size=None):
+def load_images(source, num_samples=None, seed=0, batch_size=256, image_size=None,
+                data_dir=None):
     """Images ``[N, H, W, C]`` float32 in ``[-1, 1]`` and a JSON-able description.
 
     Args:
@@ -257,12 +277,19 @@ def load_images(source, num_samples=None, seed=0, batch_size=256, image_size=Non
         seed: generator seed (see the module docstring).
         batch_size: generator batch size.
         image_size: size of the ``digits`` images (16 or 32; other values give 32).
+        data_dir: where ``mnist`` / ``fashion_mnist`` are (TFDS folder or files).
 
     Raises:
         ValueError / FileNotFoundError: bad or missing input (clear messages).
     """
     info = {"source": source}
-    if source in DIGITS_SOURCES:
+    if source in MNIST_SOURCES:
+        from mmd_keras import datasets
+
+        name, split = MNIST_SOURCES[source]
+        images, _ = datasets.mnist_images(split, data_dir, name)
+        info.update(kind="dataset", dataset=name, split=split, image_size=28)
+    elif source in DIGITS_SOURCES:
         from mmd_keras import datasets
 
         size = image_size if image_size in (16, 32) else 32
@@ -286,7 +313,7 @@ def load_images(source, num_samples=None, seed=0, batch_size=256, image_size=Non
     else:
         raise FileNotFoundError(
             f"Expected a SavedModel/image folder, a .npz/.npy file or one of "
-            f"{sorted(DIGITS_SOURCES)}. Received: `{source}` (not found or unsupported).")
+            f"{sorted(DIGITS_SOURCES) + sorted(MNIST_SOURCES)}. Received: `{source}` (not found or unsupported).")
     if num_samples is not None:
         if num_samples < 2:
             raise ValueError(f"Expected --num_samples >= 2. Received: {num_samples}")
@@ -301,7 +328,7 @@ def load_images(source, num_samples=None, seed=0, batch_size=256, image_size=Non
 
 def evaluate(samples, reference, extractor, metrics=METRICS, kid_subsets=100,
              kid_subset_size=None, kid_method="subsets", is_splits=10, seed=0,
-             kid_variance="unbiased"):
+             kid_variance="unbiased", protocol="default", bootstraps=10):
     """Scores image arrays with an extractor; returns a JSON-able dict of results.
 
     Args:
@@ -315,6 +342,9 @@ def evaluate(samples, reference, extractor, metrics=METRICS, kid_subsets=100,
         seed: seed of the KID subsets.
         kid_variance: estimator of the one-subset KID variance, "unbiased" or "official"
             (``kid.mmd2_variance``).
+        protocol: ``"default"`` or ``"paper1"`` (:mod:`mmd_keras.evaluation.protocol`:
+            ``kid_subsets`` subsets, FID and IS from ``bootstraps`` resamplings).
+        bootstraps: resamplings of the paper1 protocol.
     """
     from mmd_keras.evaluation import metrics as metrics_lib  # imports TensorFlow: after parsing
 
@@ -327,6 +357,18 @@ def evaluate(samples, reference, extractor, metrics=METRICS, kid_subsets=100,
     real, fake = extractor(reference), extractor(samples)
     if kid_subset_size is None:
         kid_subset_size = min(1000, len(real), len(fake))
+    if protocol == "paper1":
+        from mmd_keras.evaluation import protocol as protocol_lib
+
+        probabilities = extractor.probabilities(samples) if "is" in metrics else None
+        scores = protocol_lib.scores_from_features(
+            fake, real, probabilities, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+            bootstraps=bootstraps, seed=seed)
+        names = {"kid": "kid", "fid": "fid", "is": "inception_score"}
+        results = {names[m]: {**scores[names[m]], "protocol": "paper1", **scores["settings"]}
+                   for m in metrics}
+        return {"metrics": results, "extractor": extractor.get_config(),
+                "feature_dim": int(real.shape[1])}
     results = {}
     if "kid" in metrics:
         kid = metrics_lib.kernel_inception_distance(
@@ -349,6 +391,8 @@ def _make_extractor(args):
 
     if args.extractor == "digits":
         return extractors.get("digits", cache_dir=args.cache_dir)
+    if args.extractor == "lenet":
+        return extractors.get("lenet", data_dir=args.data_dir, cache_dir=args.cache_dir)
     if args.extractor == "fid_inception":
         return extractors.get("fid_inception", weights_path=args.weights, flag="--weights")
     return extractors.get("inception_v3", weights=args.weights or "imagenet")
@@ -380,14 +424,16 @@ def main(argv=None):
             return 0
         metrics = tuple(args.metrics)
         samples, samples_info = load_images(args.samples, args.num_samples, args.seed,
-                                            args.batch_size)
+                                            args.batch_size, data_dir=args.data_dir)
         size = samples.shape[1] if samples.shape[1] == samples.shape[2] else None
         reference, reference_info = load_images(args.reference, args.num_reference, args.seed,
-                                                args.batch_size, image_size=size)
+                                                args.batch_size, image_size=size,
+                                                data_dir=args.data_dir)
         result = evaluate(samples, reference, _make_extractor(args), metrics=metrics,
                           kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
                           kid_method=args.kid_method, is_splits=args.is_splits, seed=args.seed,
-                          kid_variance=args.kid_variance)
+                          kid_variance=args.kid_variance, protocol=args.protocol,
+                          bootstraps=args.bootstraps)
     except (ValueError, OSError, RuntimeError, NotImplementedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -11,6 +11,9 @@ Available extractors (:data:`EXTRACTORS`):
 * ``"digits"`` — a LeNet-like classifier trained on scikit-learn's digits, the offline
   stand-in for Inception on MNIST-like data (Bińkowski et al. 2018, §5)
   (:class:`mmd_keras.evaluation.digits_classifier.DigitsClassifierExtractor`).
+* ``"lenet"`` — paper 1's MNIST scorer, the TensorFlow tutorial's LeNet trained on the 60,000
+  MNIST training images: 512-d penultimate features, softmax for IS
+  (:class:`mmd_keras.evaluation.lenet.LeNetExtractor`; trained and cached on first use).
 
 Imports go one way: this module → the networks → :mod:`mmd_keras.evaluation.extractor_base`.
 """
@@ -20,11 +23,12 @@ import os
 import keras
 import tensorflow as tf
 
-from mmd_keras.evaluation import digits_classifier, inception
+from mmd_keras.evaluation import digits_classifier, inception, lenet  # noqa: F401
 from mmd_keras.evaluation.extractor_base import (  # noqa: F401 - re-exported interface
     RANGE_TOLERANCE, FeatureExtractor, FunctionExtractor, float32_policy, validate_images)
 from mmd_keras.evaluation.digits_classifier import DigitsClassifierExtractor  # noqa: F401
 from mmd_keras.evaluation.inception import FIDInceptionExtractor  # noqa: F401
+from mmd_keras.evaluation.lenet import LeNetExtractor  # noqa: F401
 
 
 class KerasInceptionV3Extractor(FeatureExtractor):
@@ -83,6 +87,7 @@ EXTRACTORS = {
     "digits": DigitsClassifierExtractor,
     "fid_inception": FIDInceptionExtractor,
     "inception_v3": KerasInceptionV3Extractor,
+    "lenet": LeNetExtractor,
 }
 
 
@@ -91,7 +96,8 @@ def get(identifier, **kwargs):
 
     Args:
         identifier: ``"digits"`` (kwargs: ``cache_dir``), ``"fid_inception"`` (kwargs:
-            ``weights_path``), ``"inception_v3"`` (kwargs: ``weights``), a
+            ``weights_path``), ``"inception_v3"`` (kwargs: ``weights``), ``"lenet"`` (kwargs:
+            ``data_dir``, ``cache_dir``, ``dataset``), a
             :class:`FeatureExtractor` (returned as is), or a callable ``images -> features``
             (wrapped in :class:`FunctionExtractor`).
         **kwargs: constructor arguments of the named extractor.

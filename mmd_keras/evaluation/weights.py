@@ -25,7 +25,7 @@ CONVERT_COMMAND = ("python -m mmd_keras.tools.convert_fid_inception "
 CACHE_ENV = "MMD_KERAS_CACHE"
 #: Names of the extractors of :data:`mmd_keras.evaluation.extractors.EXTRACTORS`, here so that
 #: command lines list them without importing TensorFlow (a test checks the two agree).
-EXTRACTOR_NAMES = ("digits", "fid_inception", "inception_v3")
+EXTRACTOR_NAMES = ("digits", "fid_inception", "inception_v3", "lenet")
 
 
 def default_cache_dir():
