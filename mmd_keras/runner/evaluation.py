@@ -4,6 +4,9 @@ One table decides it per dataset, so no other module asks "is this digits?":
 
 - ``digits``: the digits classifier's features, generated vs held-out digits (the split the
   training stream uses, whatever ``--seed``), and the real-vs-real floor (training vs held-out).
+- ``mnist``: paper 1's LeNet features (``lenet``, trained on the 60,000 training images on
+  first use), generated vs the 10,000 test images, and the floor (10,000 training images vs
+  the test images).
 - other image datasets: FID-Inception features (``--eval_weights``) vs ``eval_num_samples``
   images of the training stream; no floor.
 - 2-D toy data: no image evaluation.
@@ -18,6 +21,9 @@ from mmd_keras import config as config_lib
 
 Plan = collections.namedtuple("Plan", "extractor reference held_out floor")
 _DIGITS = Plan(extractor="digits", reference="held-out digits", held_out=True, floor=True)
+_MNIST = Plan(extractor="lenet", reference="the 10,000 MNIST test images", held_out=True,
+               floor=True)
+_PLANS = {"digits": _DIGITS, "mnist": _MNIST}
 _IMAGES = Plan(extractor="fid_inception", reference="training images", held_out=False,
                floor=False)
 
@@ -26,7 +32,7 @@ def plan(config):
     """The :class:`Plan` of ``config.dataset``, or None (toy data: nothing to evaluate)."""
     if config.dataset in config_lib.TOY_DATASETS:
         return None
-    return _DIGITS if config.dataset == "digits" else _IMAGES
+    return _PLANS.get(config.dataset, _IMAGES)
 
 
 def eval_weights(config):
@@ -50,6 +56,8 @@ def real_images(config, split):
     """Real images in [-1, 1] for evaluation (held-out split, else the training stream)."""
     from mmd_keras import datasets
 
+    if config.dataset == "mnist":  # 28 px; the LeNet resizes generated images to 28 itself
+        return datasets.mnist_images(split, config.data_dir or None)[0][:10_000]
     if plan(config).held_out:
         return datasets.digits_images(split, config.image_size)[0]
     from mmd_keras.runner import build
@@ -77,8 +85,12 @@ def build_evaluation(config, writer, on_new_best, print_fn, model=None):
     from mmd_keras.evaluation import callback as callback_lib
     from mmd_keras.evaluation import extractors, metrics
 
-    extractor = (extractors.get(p.extractor, weights_path=weights, flag="--eval_weights")
-                 if p.extractor == "fid_inception" else extractors.get(p.extractor))
+    if p.extractor == "fid_inception":
+        extractor = extractors.get(p.extractor, weights_path=weights, flag="--eval_weights")
+    elif p.extractor == "lenet":
+        extractor = extractors.get("lenet", data_dir=config.data_dir or None)
+    else:
+        extractor = extractors.get(p.extractor)
     real_features = extractor(real_images(config, "test"))
     coefficient = getattr(getattr(model, "loss_object", None), "coefficient", None)
     floor = None

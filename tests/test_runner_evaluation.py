@@ -1,0 +1,36 @@
+"""The launcher's evaluation plan: which features score a run, against which real images."""
+
+import os
+
+import pytest
+
+from mmd_keras import config as config_lib
+from mmd_keras.runner import evaluation
+
+REAL_MNIST = os.environ.get("MMD_KERAS_TEST_MNIST") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "mnist")
+
+
+def test_plans_name_the_extractor_and_reference_per_dataset():
+    digits = evaluation.plan(config_lib.RunConfig())
+    assert (digits.extractor, digits.held_out, digits.floor) == ("digits", True, True)
+    mnist = evaluation.plan(config_lib.RunConfig(dataset="mnist", architecture="dcgan_p1",
+                                                 image_size=28, workdir="runs/m"))
+    assert (mnist.extractor, mnist.held_out, mnist.floor) == ("lenet", True, True)
+    cifar = evaluation.plan(config_lib.RunConfig(dataset="cifar10", architecture="dcgan_s1",
+                                                 image_size=32, workdir="runs/c"))
+    assert (cifar.extractor, cifar.held_out, cifar.floor) == ("fid_inception", False, False)
+    assert evaluation.plan(config_lib.RunConfig(dataset="ring8", architecture="mlp",
+                                                workdir="runs/r")) is None
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL_MNIST), reason="no <repo>/../shared/data/mnist")
+def test_mnist_reference_is_the_10000_test_images():
+    config = config_lib.RunConfig(dataset="mnist", data_dir=REAL_MNIST, architecture="dcgan_p1",
+                                  image_size=28, workdir="runs/m")
+    test = evaluation.real_images(config, "test")
+    train = evaluation.real_images(config, "train")
+    assert test.shape == (10000, 28, 28, 1) and train.shape == (10000, 28, 28, 1)
+    assert test.min() >= -1.0 and test.max() <= 1.0
+    assert abs(float(test.mean()) - float(train.mean())) < 0.05  # both MNIST, not one split twice
+    assert not (test[:100] == train[:100]).all()
