@@ -12,13 +12,15 @@ the paper did not do. :class:`CollapseRecovery` does it during ``fit``:
    loss logs it) and the training objective (``critic_loss``, averaged over the steps since the
    previous check). :class:`Signals` holds one check.
 2. **Rule** (:func:`detect_collapse`, thresholds in :class:`CollapseRule`): a check is
-   *alarming* when a signal is not finite, or when the log-condition number has grown by more
-   than ``log10(condition_growth)`` decades over the reference (the median of the first
-   ``reference_checks`` checks of the run) and, when ``objective_drop`` is set, the objective
-   has risen by more than ``objective_drop`` above the best (lowest) window mean so far — the
-   critic loss −SMMD going back towards 0 is the failure "obvious even in the training
-   objective". A collapse is declared after ``patience`` consecutive alarming checks; it
-   *began* at the first of them.
+   *alarming* when a signal is not finite, or when the condition number exceeds
+   ``condition_growth`` × the smallest one of the earlier healthy checks, or the window-mean
+   σ² falls below the largest one of the earlier healthy checks / ``scale_drop`` (σ⁻² grown
+   that much; the critic's gradients exploding relative to its MMD) — optionally gated by the
+   objective having risen ``objective_drop`` above its best (the critic loss −SMMD going to 0
+   is the failure "obvious even in the training objective"). The first ``reference_checks``
+   checks of a trajectory only build the references. A collapse is declared after ``patience``
+   consecutive alarming checks; it *began* at the first of them. After a recovery the
+   references restart: the raised coefficient lowers σ² by design.
 3. **Recovery**: the callback restores the newest of its own snapshots taken strictly before
    the onset (snapshots are taken every ``snapshot_every`` steps while no check is alarming),
    sets the loss's regularization coefficient to ``factor`` × its value at detection (SMMD and
@@ -358,7 +360,9 @@ class CollapseRecovery(keras.callbacks.Callback):
         variable.assign(old * self.factor)
         # Snapshots after the restored one belong to the abandoned trajectory.
         self._snapshots = [(s, p) for s, p in self._snapshots if s <= restored_step]
-        self._segment = [s for s in self._segment if s.step <= restored_step]
+        # The references restart: a raised coefficient lowers σ² by design, so the new trajectory
+        # builds its own (its first `reference_checks` checks).
+        self._segment = []
         self._objectives, self._scales = [], []
         event.update(event="recovery", step_restored=int(restored_step), new_coefficient=self.coefficient,
                      recovery=recoveries + 1)

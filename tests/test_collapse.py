@@ -108,13 +108,13 @@ def test_regularization_variable_names_the_adjustable_coefficient():
 # ---------------------------------------------------------------- restore and raise on a tiny model
 
 
-def tiny_model(seed=0, loss=None):
+def tiny_model(seed=0, loss=None, schedule="fixed"):
     keras.utils.set_random_seed(seed)
     generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4, activation="tanh"),
                                   keras.layers.Reshape((2, 2, 1))], name="gen")
     critic = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(),
                                keras.layers.Dense(3, activation="tanh"), keras.layers.Dense(1)], name="crit")
-    model = MMDGAN(generator, critic, critic_steps=1, seed=seed)
+    model = MMDGAN(generator, critic, critic_steps=1, critic_schedule=schedule, seed=seed)
     model.compile(generator_optimizer=keras.optimizers.Adam(1e-2), critic_optimizer=keras.optimizers.Adam(1e-2),
                   loss=loss or losses.get("smmd", coefficient=2.0))
     return model
@@ -161,8 +161,9 @@ class Capture(keras.callbacks.Callback):
             self.values[step] = state_values(self.model)
 
 
-def test_restore_and_raise_restores_the_snapshot_exactly_and_changes_only_the_coefficient(tmp_path):
-    model = tiny_model()
+@pytest.mark.parametrize("schedule", ["fixed", "paper2", "joint"])
+def test_restore_and_raise_restores_the_snapshot_exactly_and_changes_only_the_coefficient(tmp_path, schedule):
+    model = tiny_model(schedule=schedule)
     printed = []
     # Checks every 2 steps, snapshots every 4; condition numbers 5 until step 10, then 500:
     # reference 5, alarms at 10 and 12 -> collapse declared at step 12, onset 10; the newest
