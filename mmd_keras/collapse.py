@@ -251,14 +251,18 @@ class CollapseRecovery(keras.callbacks.Callback):
         if not self.recover:
             self._coefficient = None
             return
+        self._coefficient = regularization_variable(self.model.loss_object)
         if self.checkpoint is None:
-            self.checkpoint = tf.train.Checkpoint(**self.model.checkpoint_items())
+            items = dict(self.model.checkpoint_items())
+            if not any(v is self._coefficient[1] for v in items.get("loss_variables", [])):
+                # The GP weight is not in the loss's index-keyed `variables`: snapshot it by name.
+                items["collapse_coefficient"] = self._coefficient[1]
+            self.checkpoint = tf.train.Checkpoint(**items)
         directory = self.directory
         if directory is None:
             self._temporary = directory = tempfile.mkdtemp(prefix="collapse_snapshots_")
         tf.io.gfile.makedirs(directory)
         self._prefix = os.path.join(directory, "snapshot")
-        self._coefficient = regularization_variable(self.model.loss_object)
 
     def _snapshot(self, step):
         if not self.recover:

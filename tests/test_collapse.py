@@ -198,12 +198,17 @@ def test_restore_and_raise_restores_the_snapshot_exactly_and_changes_only_the_co
 def test_gives_up_after_max_recoveries_and_stops_training(tmp_path):
     model = tiny_model()
     printed = []
-    always = {s: 1e4 for s in range(8, 200, 2)}
-    recovery = Scripted(always, rule=CollapseRule(patience=1), check_every=2, snapshot_every=2,
+    # By training iteration: healthy (5) for 3 checks, collapsed (1e4) at the 4th, then again
+    # healthy for 3 checks after the restore (the references restart) and collapsed.
+    script = {8: 1e4, 16: 1e4}
+    recovery = Scripted(script, rule=CollapseRule(patience=1), check_every=2, snapshot_every=2,
                         max_recoveries=1, print_fn=printed.append)
+    recovery.signals = lambda step, logs: Signals(step, float(script.get(recovery._batches, 5.0)), -1.0)
     model.fit(tiny_data(), epochs=1, steps_per_epoch=40, verbose=0, callbacks=[recovery])
     kinds = [e["event"] for e in recovery.events]
     assert kinds == ["recovery", "gave_up"] and recovery.gave_up
+    assert [(e["iteration"], e["step_detected"]) for e in recovery.events] == [(8, 8), (16, 14)]
+    assert recovery._batches == 16  # training stopped at the give-up
     assert "giving up" in printed[-1] and "max_recoveries=1" in printed[-1]
     assert float(model.loss_object.coefficient.numpy()) == pytest.approx(20.0)  # raised once
     assert recovery._temporary is None  # the temporary snapshot folder is removed at train end
@@ -283,7 +288,8 @@ def test_two_replicas_take_one_decision_and_restore_every_copy(tmp_path):
 def test_gradient_penalty_weight_is_a_checkpointed_state_variable_that_the_loss_reads(tmp_path):
     loss = losses.get("mmd", gradient_penalty_weight=1.0)
     name, variable = collapse.regularization_variable(loss)
-    assert name == "gradient_penalty_weight" and loss.variables == [variable]
+    # Not in the index-keyed `variables` (the saved-model layout of MMD-GP is unchanged).
+    assert name == "gradient_penalty_weight" and loss.variables == []
     assert loss.get_config()["gradient_penalty_weight"] == 1.0 and loss.gradient_penalty_weight == 1.0
     critic = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
     real = tf.random.stateless_uniform((4, 2, 2, 1), (1, 2), -1, 1)
@@ -295,20 +301,20 @@ def test_gradient_penalty_weight_is_a_checkpointed_state_variable_that_the_loss_
     penalty = float(first.metrics["gradient_penalty"])
     assert penalty > 0 and float(second.critic_loss) - float(first.critic_loss) == pytest.approx(2 * penalty, rel=1e-5)
     assert loss.gradient_penalty_weight == 3.0 and loss.get_config()["gradient_penalty_weight"] == 1.0
-    # No GP variable (and no change of the loss-state layout) when the weight is 0.
-    assert losses.get("smmd").gradient_penalty_weight_variable is None
-    assert len(losses.get("smmd").variables) == 1
+    assert losses.get("smmd").gradient_penalty_weight_variable is None  # weight 0: no penalty, no variable
+    assert losses.get("mmd", gradient_penalty_weight=0.3).gradient_penalty_weight == 0.3  # exact float
 
 
 def test_recovery_raises_the_gradient_penalty_weight_of_mmd_gp_and_it_is_saved(tmp_path):
     model = tiny_model(loss=losses.get("mmd", gradient_penalty_weight=0.5))
     recovery = Scripted({10: 500.0, 12: 500.0}, rule=CollapseRule(patience=2), check_every=2,
-                        snapshot_every=4, print_fn=None)
+                        snapshot_every=4, print_fn=None, directory=str(tmp_path / "snap"))
     model.fit(tiny_data(), epochs=1, steps_per_epoch=12, verbose=0, callbacks=[recovery])
     event = recovery.events[0]
     assert (event["coefficient_name"], event["old_coefficient"], event["new_coefficient"]) == \
         ("gradient_penalty_weight", 0.5, 5.0)
-    model.save_weights(str(tmp_path / "w.weights.h5"))
+    # The callback's snapshots carry the GP weight (the latest one: the restored state, raised).
     fresh = tiny_model(seed=3, loss=losses.get("mmd", gradient_penalty_weight=0.5))
-    fresh.load_weights(str(tmp_path / "w.weights.h5"))
-    assert fresh.loss_object.gradient_penalty_weight == pytest.approx(5.0)
+    items = dict(fresh.checkpoint_items(), collapse_coefficient=fresh.loss_object.gradient_penalty_weight_variable)
+    tf.train.Checkpoint(**items).read(recovery._snapshots[-1][1]).assert_existing_objects_matched()
+    assert fresh.loss_object.gradient_penalty_weight == pytest.approx(5.0) and int(fresh.step.numpy()) == 8

@@ -44,6 +44,7 @@ import dataclasses
 from typing import List, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mmd_keras import rng
@@ -151,11 +152,12 @@ class GANLoss:
         self._gradient_penalty_init = inputs.non_negative(gradient_penalty_weight, "gradient_penalty_weight")
         self.activation_penalty_weight = inputs.non_negative(activation_penalty_weight, "activation_penalty_weight")
         self.legacy_gp_axis = inputs.boolean(legacy_gp_axis, "legacy_gp_axis")
-        self._variables = []
+        self.variables = []
         self._state = {}
         self._views = {}
-        # A positive gradient-penalty weight is a state variable (checkpointed, adjustable, e.g. by
+        # A positive gradient-penalty weight is a state variable (adjustable, e.g. by
         # mmd_keras.collapse); whether the penalty is computed at all is fixed at construction.
+        # It is not in ``variables`` (whose index-keyed layout the saved models rely on).
         self.gradient_penalty_weight_variable = None
         if self._gradient_penalty_init > 0:
             self.gradient_penalty_weight_variable = tf.Variable(
@@ -163,24 +165,21 @@ class GANLoss:
                 name=f"{self.name}_gradient_penalty_weight", aggregation=tf.VariableAggregation.MEAN)
 
     @property
-    def variables(self):
-        """The loss state: the subclass's variables (creation order), then the GP weight when > 0."""
-        extra = [] if self.gradient_penalty_weight_variable is None else [self.gradient_penalty_weight_variable]
-        return self._variables + extra
-
-    @property
     def gradient_penalty_weight(self):
-        """The current gradient-penalty weight (Python float; its variable's value when > 0)."""
+        """The current gradient-penalty weight: a Python float, the constructor's value until the
+        state variable is changed (e.g. by :class:`mmd_keras.collapse.CollapseRecovery`)."""
         if self.gradient_penalty_weight_variable is None:
             return self._gradient_penalty_init
-        return float(self.gradient_penalty_weight_variable.numpy())
+        value = float(self.gradient_penalty_weight_variable.numpy())
+        # The variable is float32: report the exact constructor value while it is unchanged.
+        return self._gradient_penalty_init if value == float(np.float32(self._gradient_penalty_init)) else value
 
     # ---- state -------------------------------------------------------------------------
     def _add_state(self, name, value):
         var = tf.Variable(float(value), trainable=False, dtype=tf.float32, name=f"{self.name}_{name}",
                           aggregation=tf.VariableAggregation.MEAN)
         self._state[name] = var
-        self._variables.append(var)
+        self.variables.append(var)
         return var
 
     def apply_state_updates(self, state_updates):
