@@ -226,6 +226,7 @@ def plot(out, record, samples):
         if all(s is not None for s in scales):
             axes[1].semilogy(iterations, [1.0 / s for s in scales], color=colors[run], label=run)
         axes[2].step(*_coefficient_trace(first, iterations), where="post", color=colors[run], label=run)
+        axes[2].set_yscale("log")
         axes[3].semilogy([t["iteration"] for t in first["kid_trace"]],
                          [max(t["kid"], 1e-2) for t in first["kid_trace"]], "o-", color=colors[run], label=run)
         for event in first["events"]:
@@ -241,6 +242,8 @@ def plot(out, record, samples):
     figure.suptitle(f"seed {record['settings']['seeds'][0]}; dotted: a recovery (restore + coefficient ×10)",
                     fontsize=9)
     study_utils.save_figure(figure, os.path.join(out, "collapse_recovery.png"))
+    if not samples:
+        return
     figure, axes = plt.subplots(1, len(samples), figsize=(3 * len(samples), 3.2), constrained_layout=True)
     for ax, (run, images) in zip(np.atleast_1d(axes), samples.items()):
         kid = record["summary"][run]["kid"]["values"][0]
