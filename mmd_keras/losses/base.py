@@ -44,6 +44,7 @@ import dataclasses
 from typing import List, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mmd_keras import rng
@@ -148,12 +149,30 @@ class GANLoss:
     def __init__(self, gradient_penalty_weight=None, activation_penalty_weight=0.0, legacy_gp_axis=False):
         if gradient_penalty_weight is None:
             gradient_penalty_weight = self.default_gradient_penalty_weight
-        self.gradient_penalty_weight = inputs.non_negative(gradient_penalty_weight, "gradient_penalty_weight")
+        self._gradient_penalty_init = inputs.non_negative(gradient_penalty_weight, "gradient_penalty_weight")
         self.activation_penalty_weight = inputs.non_negative(activation_penalty_weight, "activation_penalty_weight")
         self.legacy_gp_axis = inputs.boolean(legacy_gp_axis, "legacy_gp_axis")
         self.variables = []
         self._state = {}
         self._views = {}
+        # A positive gradient-penalty weight is a state variable (adjustable, e.g. by
+        # mmd_keras.collapse); whether the penalty is computed at all is fixed at construction.
+        # It is not in ``variables`` (whose index-keyed layout the saved models rely on).
+        self.gradient_penalty_weight_variable = None
+        if self._gradient_penalty_init > 0:
+            self.gradient_penalty_weight_variable = tf.Variable(
+                self._gradient_penalty_init, trainable=False, dtype=tf.float32,
+                name=f"{self.name}_gradient_penalty_weight", aggregation=tf.VariableAggregation.MEAN)
+
+    @property
+    def gradient_penalty_weight(self):
+        """The current gradient-penalty weight: a Python float, the constructor's value until the
+        state variable is changed (e.g. by :class:`mmd_keras.collapse.CollapseRecovery`)."""
+        if self.gradient_penalty_weight_variable is None:
+            return self._gradient_penalty_init
+        value = float(self.gradient_penalty_weight_variable.numpy())
+        # The variable is float32: report the exact constructor value while it is unchanged.
+        return self._gradient_penalty_init if value == float(np.float32(self._gradient_penalty_init)) else value
 
     # ---- state -------------------------------------------------------------------------
     def _add_state(self, name, value):
@@ -173,7 +192,7 @@ class GANLoss:
     # ---- config -------------------------------------------------------------------------
     def get_config(self):
         return {
-            "gradient_penalty_weight": self.gradient_penalty_weight,
+            "gradient_penalty_weight": self._gradient_penalty_init,
             "activation_penalty_weight": self.activation_penalty_weight,
             "legacy_gp_axis": self.legacy_gp_axis,
         }
@@ -207,7 +226,7 @@ class GANLoss:
 
     def _forward(self, critic, real, fakes, seed, mode, feature_gather, training):
         critic_mode = mode != "generator"
-        use_gp = critic_mode and self.gradient_penalty_weight > 0
+        use_gp = critic_mode and self.gradient_penalty_weight_variable is not None
         use_l2 = critic_mode and self.activation_penalty_weight > 0
         need_jacobian = self.jacobian in ("real", "full") or (self.jacobian == "critic" and critic_mode)
         need_fake_gradients = critic_mode and self.needs_fake_gradients
@@ -299,7 +318,7 @@ class GANLoss:
         critic_loss, generator_loss, metrics, state_updates = self._losses(p, mode)
         metrics = dict(metrics)
         if p.gradient_penalty is not None:
-            critic_loss += self.gradient_penalty_weight * p.gradient_penalty
+            critic_loss += self.gradient_penalty_weight_variable * p.gradient_penalty
             metrics["gradient_penalty"] = p.gradient_penalty
         if p.activation_penalty is not None:
             critic_loss += self.activation_penalty_weight * p.activation_penalty
