@@ -23,6 +23,12 @@ import keras
 
 #: Names of the loss state in a file: ``loss_state_0``, ... (the order of ``loss.variables``).
 LOSS_STATE_PREFIX = "loss_state_"
+#: Name of the loss's gradient-penalty weight (``loss.gradient_penalty_weight_variable``, kept
+#: out of ``loss.variables``) in a file and in ``MMDGAN.checkpoint_items()``. Files written
+#: before it was saved lack it: it then keeps the loss's constructor value.
+LOSS_GP_WEIGHT = "loss_gradient_penalty_weight"
+#: Variables a file may lack (added to the saved state later).
+OPTIONAL_VARIABLES = (LOSS_GP_WEIGHT,)
 
 
 def save_variables(store, variables):
@@ -35,20 +41,23 @@ def load_variables(store, variables, owner, compiled=True):
     """Assigns ``variables`` (``{name: variable}``) from ``store``, checking names.
 
     A model that was not compiled ignores the loss state in a file (as Keras ignores the
-    optimizers' state then); every other mismatch raises.
+    optimizers' state then); a file without one of :data:`OPTIONAL_VARIABLES` (written before it
+    was saved) leaves that variable as it is; every other mismatch raises.
 
     Raises:
         ValueError: a variable of the model is missing from the file, or the file holds a
             variable the model does not have.
     """
     keys = set(store.keys())
-    missing = sorted(set(variables) - keys)
-    unknown = sorted(k for k in keys - set(variables) if compiled or not k.startswith(LOSS_STATE_PREFIX))
+    missing = sorted(set(variables) - keys - set(OPTIONAL_VARIABLES))
+    unknown = sorted(k for k in keys - set(variables)
+                     if compiled or not (k.startswith(LOSS_STATE_PREFIX) or k == LOSS_GP_WEIGHT))
     if missing or unknown:
         raise ValueError(f"Expected the weights of {owner!r} to hold {sorted(variables)}. Received: missing "
                          f"{missing}, unexpected {unknown} (was the model compiled with another loss?)")
     for name, variable in variables.items():
-        variable.assign(store[name])
+        if name in keys:
+            variable.assign(store[name])
 
 
 class InEpochResume(keras.callbacks.Callback):

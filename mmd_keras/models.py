@@ -473,6 +473,9 @@ class MMDGAN(keras.Model):
                      "fit_epoch_start_step": self.fit_epoch_start_step}
         for i, variable in enumerate(getattr(self.loss_object, "variables", None) or []):
             variables[f"{model_state.LOSS_STATE_PREFIX}{i}"] = variable
+        weight = getattr(self.loss_object, "gradient_penalty_weight_variable", None)
+        if weight is not None:
+            variables[model_state.LOSS_GP_WEIGHT] = weight
         return variables
 
     def checkpoint_items(self):
@@ -491,6 +494,11 @@ class MMDGAN(keras.Model):
         loss_variables = list(getattr(self.loss_object, "variables", None) or [])
         if loss_variables:
             items["loss_variables"] = loss_variables
+        # The gradient-penalty weight (raised by mmd_keras.collapse), by name: checkpoints
+        # written before it was state lack it and still restore (checkpointing.OPTIONAL_ITEMS).
+        weight = getattr(self.loss_object, "gradient_penalty_weight_variable", None)
+        if weight is not None:
+            items[model_state.LOSS_GP_WEIGHT] = weight
         return items
 
     def get_config(self):
