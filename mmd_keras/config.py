@@ -60,6 +60,9 @@ class ConfigError(ValueError):
         self.flag = flag
 
 
+_C = "--collapse_recovery: "  # help prefix of its thresholds (mmd_keras.collapse)
+
+
 def _field(default, group, help_text, **kwargs):
     return dataclasses.field(default=default, metadata={"group": group, "help": help_text},
                              **kwargs)
@@ -142,6 +145,17 @@ class RunConfig:
                                       "be multiples of N (callbacks run once per N steps).")
     mixed_precision: str = _field("float32", "training", f"Keras dtype policy, one of "
                                   f"{PRECISIONS}; losses stay float32.")
+    collapse_recovery: bool = _field(False, "training", "Paper 2 §4 rank collapse: on a critic "
+                                     "collapse restore the last healthy snapshot and multiply the "
+                                     "loss's coefficient (SMMD/SWGAN coefficient, else the GP "
+                                     "weight) by --collapse_factor.")
+    collapse_check_every: int = _field(25, "training", _C + "steps between checks.")
+    collapse_snapshot_every: int = _field(100, "training", _C + "steps between snapshots (k x checks).")
+    collapse_condition_growth: float = _field(10.0, "training", _C + "condition-number growth.")
+    collapse_scale_drop: float = _field(10.0, "training", _C + "SMMD scale drop (0 = off).")
+    collapse_patience: int = _field(2, "training", _C + "alarms in a row that declare one.")
+    collapse_factor: float = _field(10.0, "training", _C + "coefficient multiplier (> 1).")
+    collapse_max_recoveries: int = _field(3, "training", _C + "recoveries, then exit 1.")
     # Distribution.
     strategy: str = _field("default", "distribution", f"tf.distribute strategy, one of "
                            f"{STRATEGIES}.")
@@ -293,8 +307,17 @@ def validate(config):
                           ("num_grid_samples", 1), ("checkpoint_every", 1),
                           ("keep_checkpoints", 1), ("log_every", 1), ("eval_every", 0),
                           ("steps_per_execution", 1),
-                          ("eval_num_samples", 2), ("kid_subsets", 1), ("kid_subset_size", 2)):
+                          ("eval_num_samples", 2), ("kid_subsets", 1), ("kid_subset_size", 2),
+                          ("collapse_check_every", 1), ("collapse_snapshot_every", 1),
+                          ("collapse_patience", 1), ("collapse_max_recoveries", 0)):
         _check_int(config, flag, minimum)
+    for flag in ("collapse_condition_growth", "collapse_factor"):
+        _check_float(config, flag, 1.0, low_open=True)
+    if config.collapse_scale_drop != 0:
+        _check_float(config, "collapse_scale_drop", 1.0, low_open=True)
+    if config.collapse_snapshot_every % config.collapse_check_every:
+        _bad("collapse_snapshot_every", "a multiple of `--collapse_check_every="
+             f"{config.collapse_check_every}`", config.collapse_snapshot_every)
     for flag in ("generator_lr", "critic_lr"):
         _check_float(config, flag, 0.0, low_open=True)
     for flag in ("adam_beta1", "adam_beta2", "ema_decay"):
@@ -330,7 +353,7 @@ def _validate_steps_per_execution(config):
     if n == 1:
         return
     for flag in ("steps", "steps_per_epoch", "checkpoint_every", "log_every", "sample_every",
-                 "eval_every"):
+                 "eval_every") + (("collapse_check_every",) if config.collapse_recovery else ()):
         if getattr(config, flag) % n:
             raise ConfigError(
                 flag, f"Expected `--{flag}` to be a multiple of `--steps_per_execution={n}` "

@@ -13,8 +13,9 @@ generated TF-free :mod:`mmd_keras._choices`).
 
 Exit codes: 0 success; 2 bad input (unknown flag or value, incompatible combination, unusable
 workdir, workdir busy or holding another run's checkpoint) — printed as one ``error:`` line and
-nothing written or overwritten; 1 a run that stopped on a non-finite loss or weight, or whose
-write failed (disk full, read-only); 42 stopped by SIGTERM/Ctrl-C after checkpointing the current
+nothing written or overwritten; 1 a run that stopped on a non-finite loss or weight, whose
+write failed (disk full, read-only), or whose ``--collapse_recovery`` gave up (a collapse after
+``--collapse_max_recoveries`` recoveries); 42 stopped by SIGTERM/Ctrl-C after checkpointing the current
 step — rerun the same command to resume (README, "Failure behaviour").
 
 Examples::

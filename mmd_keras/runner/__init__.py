@@ -35,9 +35,10 @@ from mmd_keras.runner.checks import (RUN_FILE, build_loss, check_eval_weights, c
                                      loss_params, networks_kwargs, preflight)
 from mmd_keras.runner.workdir import FLAGS_FILE, LOCK_FILE, WorkdirLock, worker_config
 
-#: Exit codes of a run: 0 done; 1 stopped on a non-finite loss or weight, or a write failed
-#: (disk full, read-only, quota) — the message names it and every checkpoint written before is
-#: intact; 42 (:data:`mmd_keras.preemption.EXIT_PREEMPTED`) stopped by SIGTERM/SIGINT after
+#: Exit codes of a run: 0 done; 1 stopped on a non-finite loss or weight, a write failed
+#: (disk full, read-only, quota), or ``--collapse_recovery`` gave up (a collapse after
+#: ``--collapse_max_recoveries`` recoveries) — the message names it and every checkpoint
+#: written before is intact; 42 (:data:`mmd_keras.preemption.EXIT_PREEMPTED`) stopped by SIGTERM/SIGINT after
 #: checkpointing the current step: rerun the same command to resume. (2, bad input, is the
 #: launcher's: a ConfigError raised before anything is written.)
 EXIT_OK, EXIT_NON_FINITE = 0, 1
@@ -63,6 +64,7 @@ class Run:
     checkpoints: object = None
     callbacks: list = None
     guard: object = None
+    recovery: object = None
     samples: object = None
     restored: str = None
     start_step: int = 0
@@ -147,7 +149,7 @@ def start_run(state, argv, print_fn):
         build.apply_learning_rates(state.model, config, previous, print_fn)
     fileio.makedirs(state.paths["samples"])
     flags_path = workdir.write_run_files(config, argv, replicas, state.run_id)
-    state.callbacks, state.guard, state.samples = build.build_callbacks(
+    state.callbacks, state.guard, state.samples, state.recovery = build.build_callbacks(
         config, state.model, state.checkpoints, state.paths, state.writer, state.evaluation,
         print_fn, state.stop)
     print_fn(f"Run directory: {state.paths['workdir']}")
@@ -160,21 +162,35 @@ def start_run(state, argv, print_fn):
 
 
 def fit_run(state):
-    """``model.fit`` over the :func:`fit_plan` (a partial first epoch when resuming), until the
-    plan ends, the guard fails or a signal asks to stop (a checkpoint at that step)."""
+    """``model.fit`` over the :func:`fit_plan` (a partial first epoch when resuming), until
+    ``--steps``, the guard fails, a signal asks to stop (a checkpoint at that step) or the
+    collapse recovery gives up. A recovery rewinds the step counter, so a pass of the plan can
+    end short of ``--steps``: the plan is made again from the current step (at most
+    ``--collapse_max_recoveries`` + 1 passes)."""
+    from mmd_keras import callbacks as cb
+
     config, replicas = state.config, state.strategy.num_replicas_in_sync
     verbose = 1 if build.console_is_terminal() else 0
     started = time.time()
-    for initial_epoch, epochs, steps_per_epoch, first_step in fit_plan(
-            state.start_step, config.steps, config.steps_per_epoch):
-        if state.guard.failed or state.stop.reason is not None:
+    passes = config.collapse_max_recoveries + 1 if state.recovery is not None else 1
+    for _ in range(passes):
+        for initial_epoch, epochs, steps_per_epoch, first_step in fit_plan(
+                cb.current_step(state.model), config.steps, config.steps_per_epoch):
+            if _stopped(state):
+                break
+            state.model.fit(build_dataset(config, first_step, replicas=replicas),
+                            initial_epoch=initial_epoch, epochs=epochs,
+                            steps_per_epoch=steps_per_epoch, callbacks=state.callbacks,
+                            shuffle=False, verbose=verbose)
+        if _stopped(state) or cb.current_step(state.model) >= config.steps:
             break
-        state.model.fit(build_dataset(config, first_step, replicas=replicas),
-                        initial_epoch=initial_epoch, epochs=epochs,
-                        steps_per_epoch=steps_per_epoch, callbacks=state.callbacks,
-                        shuffle=False, verbose=verbose)
     state.writer.flush()
     state.elapsed = time.time() - started
+
+
+def _stopped(state):
+    return (state.guard.failed or state.stop.reason is not None
+            or (state.recovery is not None and state.recovery.gave_up))
 
 
 # --- the end of a run ----------------------------------------------------------------------------
@@ -185,6 +201,13 @@ def final_report(state, print_fn):
     config = state.config
     if state.guard.failed:
         print_fn(f"error: {state.guard.message}")
+        return EXIT_NON_FINITE
+    if state.recovery is not None and state.recovery.gave_up:
+        event = state.recovery.events[-1]
+        print_fn(f"error: critic collapse at generator step {event['step_detected']} (began at "
+                 f"step {event['onset_step']}) and --collapse_recovery gave up: "
+                 f"{event['reason']}. Events: {state.recovery.path}; latest checkpoint: "
+                 f"{state.checkpoints.manager.latest_checkpoint or 'none'}.")
         return EXIT_NON_FINITE
     if state.stop.reason is not None:
         print_fn(f"Stopped by {state.stop.reason} at generator step "

@@ -8,6 +8,9 @@ import sys
 
 from mmd_keras.config import ConfigError
 
+#: The events of ``--collapse_recovery`` (:meth:`mmd_keras.collapse.CollapseRecovery.to_json`).
+COLLAPSE_FILE = "collapse_recovery.json"
+
 
 def set_globals(config):
     """Seeds, op determinism and the Keras dtype policy (process-wide, before any network)."""
@@ -195,8 +198,9 @@ def console_is_terminal(stream=None):
 
 def build_callbacks(config, model, checkpoints, paths, writer, evaluation, print_fn,
                     stop=None):
-    """``(callbacks, guard, samples)``: guard, evaluation, saver (checks the weights finite
-    before each save), sample grids, scalars, console, stop at ``--steps``, and ``stop`` (the
+    """``(callbacks, guard, samples, recovery)``: guard, collapse recovery (``recovery``, None
+    without ``--collapse_recovery``), evaluation, saver (checks the weights finite before each
+    save), sample grids, scalars, console, stop at ``--steps``, and ``stop`` (the
     :class:`mmd_keras.preemption.PreemptionHandler`). Call after :func:`restore`.
 
     The evaluation callback's ``on_new_best`` saves through the saver made here.
@@ -204,6 +208,7 @@ def build_callbacks(config, model, checkpoints, paths, writer, evaluation, print
     from mmd_keras import callbacks as cb
 
     guard = cb.NonFiniteGuard(checkpoints.describe_latest, print_fn=print_fn)
+    recovery = build_collapse_recovery(config, model, checkpoints, paths, writer, print_fn)
     saver = cb.CheckpointCallback(checkpoints.manager, config.checkpoint_every,
                                   checkpoints.best_manager, guard=guard, items=checkpoints.items)
     if evaluation is not None:
@@ -213,11 +218,33 @@ def build_callbacks(config, model, checkpoints, paths, writer, evaluation, print
     evaluations = [evaluation] if evaluation is not None else []
     console = cb.ConsoleLog(config.log_every, config.steps, evaluation,
                             progress_lines=not console_is_terminal(), print_fn=print_fn)
-    callbacks = [guard, *evaluations, saver, samples,
-                 cb.ScalarLogger(writer, config.log_every, skip=evaluations), console,
+    callbacks = [guard, *([recovery] if recovery is not None else []), *evaluations, saver,
+                 samples, cb.ScalarLogger(writer, config.log_every, skip=evaluations), console,
                  cb.StopAtStep(config.steps)] + ([stop] if stop is not None else [])
-    return callbacks, guard, samples
+    return callbacks, guard, samples, recovery
+
+
+def build_collapse_recovery(config, model, checkpoints, paths, writer, print_fn):
+    """The :class:`mmd_keras.collapse.CollapseRecovery` of ``--collapse_recovery`` (else None):
+    snapshots of the run's checkpoint in ``<workdir>/checkpoints/collapse``, events in
+    ``<workdir>/collapse_recovery.json``; a recovery also saves the run's latest checkpoint, so a
+    resumed run keeps the raised coefficient. (Preflight checked the loss has a coefficient.)"""
+    if not config.collapse_recovery:
+        return None
+    from mmd_keras import collapse, fileio
+
+    rule = collapse.CollapseRule(condition_growth=config.collapse_condition_growth,
+                                 scale_drop=config.collapse_scale_drop or None,
+                                 patience=config.collapse_patience)
+    return collapse.CollapseRecovery(
+        rule=rule, check_every=config.collapse_check_every,
+        snapshot_every=config.collapse_snapshot_every, factor=config.collapse_factor,
+        max_recoveries=config.collapse_max_recoveries,
+        directory=fileio.join(paths["checkpoints"], "collapse"),
+        checkpoint=checkpoints.checkpoint, run_manager=checkpoints.manager, writer=writer,
+        path=fileio.join(paths["workdir"], COLLAPSE_FILE), print_fn=print_fn)
 
 
 __all__ = ["set_globals", "create_strategy", "build_dataset", "fit_plan", "build_model",
-           "build_checkpoints", "restore", "apply_learning_rates", "build_callbacks"]
+           "build_checkpoints", "restore", "apply_learning_rates", "build_callbacks",
+           "build_collapse_recovery", "COLLAPSE_FILE"]

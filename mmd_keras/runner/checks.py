@@ -192,6 +192,22 @@ def build_loss(config):
     return loss
 
 
+def check_collapse_recovery(config, loss):
+    """ConfigError naming ``--collapse_recovery`` when the loss has no coefficient a recovery
+    can raise (:func:`mmd_keras.collapse.regularization_variable`)."""
+    if not config.collapse_recovery:
+        return
+    from mmd_keras import collapse
+
+    try:
+        collapse.regularization_variable(loss)
+    except ValueError:
+        raise ConfigError("collapse_recovery", "Expected `--collapse_recovery` with a loss that has "
+                          "an adjustable regularization coefficient (smmd/swgan `coefficient`, or a "
+                          "positive `gradient_penalty_weight`, e.g. --loss=mmd or wgan_gp). Received: "
+                          f"`--collapse_recovery` with `--loss={config.loss}`") from None
+
+
 def check_dataset(config):
     """Opens the training stream once; ConfigError naming ``--data_dir``/``--dataset``."""
     from mmd_keras.runner import build
@@ -215,6 +231,7 @@ def preflight(config, check_data=True):
     check_workdir(config)
     generator, critic = build_networks(config)
     parts = Parts(generator, critic, build_loss(config))
+    check_collapse_recovery(config, parts.loss)
     if check_data:
         check_eval_weights(config)
         check_dataset(config)
