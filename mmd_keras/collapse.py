@@ -272,8 +272,13 @@ class CollapseRecovery(keras.callbacks.Callback):
         path = self.checkpoint.write(f"{self._prefix}-{step}-{len(self.events)}")
         self._snapshots.append((step, path))
         while len(self._snapshots) > self.keep_snapshots:
-            _, old = self._snapshots.pop(0)
-            for name in tf.io.gfile.glob(old + ".*"):
+            self._drop_snapshots([self._snapshots.pop(0)])
+
+    @staticmethod
+    def _drop_snapshots(snapshots):
+        """Deletes the files of ``[(step, path)]`` snapshots."""
+        for _, path in snapshots:
+            for name in tf.io.gfile.glob(path + ".*"):
                 tf.io.gfile.remove(name)
 
     @property
@@ -362,8 +367,10 @@ class CollapseRecovery(keras.callbacks.Callback):
         restored_step, path = candidates[-1]
         self.checkpoint.read(path).assert_existing_objects_matched()
         variable.assign(old * self.factor)
-        # Snapshots after the restored one belong to the abandoned trajectory.
-        self._snapshots = [(s, p) for s, p in self._snapshots if s <= restored_step]
+        # Snapshots after the restored one belong to the abandoned trajectory (their files go
+        # too); the restored one is rewritten below with the new coefficient.
+        self._drop_snapshots([(s, p) for s, p in self._snapshots if s >= restored_step])
+        self._snapshots = [(s, p) for s, p in self._snapshots if s < restored_step]
         # The references restart: a raised coefficient lowers σ² by design, so the new trajectory
         # builds its own (its first `reference_checks` checks).
         self._segment = []
@@ -371,7 +378,6 @@ class CollapseRecovery(keras.callbacks.Callback):
         event.update(event="recovery", step_restored=int(restored_step), new_coefficient=self.coefficient,
                      recovery=recoveries + 1)
         self.events.append(event)
-        self._snapshots = [(s, p) for s, p in self._snapshots if s != restored_step]
         self._snapshot(restored_step)
         if self.run_manager is not None:
             self.run_manager.save(checkpoint_number=restored_step)

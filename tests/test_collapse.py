@@ -193,6 +193,10 @@ def test_restore_and_raise_restores_the_snapshot_exactly_and_changes_only_the_co
     tf.train.Checkpoint(**fresh.checkpoint_items()).read(recovery._snapshots[-1][1])
     assert float(fresh.loss_object.coefficient.numpy()) == pytest.approx(20.0)
     assert int(fresh.step.numpy()) == 8
+    # Only the kept snapshots have files: the abandoned trajectory's (step 12) are deleted.
+    kept = {os.path.basename(p) for _, p in recovery._snapshots}
+    on_disk = {name.split(".")[0] for name in os.listdir(tmp_path / "snap") if name != "checkpoint"}
+    assert on_disk == kept and [s for s, _ in recovery._snapshots] == [0, 4, 8]
 
 
 def test_gives_up_after_max_recoveries_and_stops_training(tmp_path):
