@@ -160,7 +160,9 @@ def test_peer_pico_sigma_equals_the_librarys():
     for kernel_size, stride in ((4, 2), (3, 1)):
         kernel = rng.standard_normal((kernel_size, kernel_size, 3, 5)).astype(np.float32)
         x = rng.standard_normal((1, 8, 8, 3)).astype(np.float32)
-        layer = layers.SNConv2D(5, kernel_size, strides=stride, padding="same", sn_mode="pico")
+        # The peer keeps its vector on the input side; the library picks the smaller side.
+        layer = layers.SNConv2D(5, kernel_size, strides=stride, padding="same", sn_mode="pico",
+                                pico_vector="input")
         layer.build((None, 8, 8, 3))
         layer.kernel.assign(kernel)
         layer.sn_x.assign(x)
