@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from mmd_keras import datasets, fileio
-from mmd_keras.evaluation.extractor_base import FeatureExtractor, float32_policy
+from mmd_keras.evaluation.extractor_base import (FeatureExtractor, float32_policy,
+                                                  train_classifier)
 from mmd_keras.evaluation.weights import default_cache_dir  # noqa: F401 - public here too
 
 INPUT_SIZE = 16
@@ -100,27 +101,9 @@ def train_digits_classifier(epochs=20, batch_size=64, learning_rate=1e-3, seed=0
         The trained ``keras.Model`` (see :func:`build_digits_classifier`).
     """
     images, labels = training_data()
-    model = build_digits_classifier(seed)
-    steps = epochs * (len(images) // batch_size)
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps))
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True)["logits"])
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
-        return loss
-
-    rng = np.random.default_rng(seed)
-    for _ in range(epochs):
-        order = rng.permutation(len(images))
-        shifted = _random_shifts(images, rng)
-        for start in range(0, len(order) - batch_size + 1, batch_size):  # full batches only
-            rows = order[start:start + batch_size]
-            step(tf.constant(shifted[rows]), tf.constant(labels[rows]))
-    return model
+    return train_classifier(build_digits_classifier(seed), images, labels, epochs=epochs,
+                            batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                            augment=_random_shifts)
 
 
 class DigitsClassifier:

@@ -152,3 +152,45 @@ class FunctionExtractor(FeatureExtractor):
 
     def _probabilities(self, batch):
         return self._probabilities_fn(batch)
+
+
+def train_classifier(model, images, labels, *, epochs, batch_size, learning_rate, seed,
+                     augment=None):
+    """Trains a feature network's classifier head deterministically (Adam, cosine decay).
+
+    Shared by the digits classifier and paper 1's MNIST LeNet. Each epoch draws a batch order
+    from ``np.random.default_rng(seed)``, then (optionally) ``augment(images, rng)`` with the
+    same generator, and takes one Adam step per full batch on the sparse cross-entropy of the
+    model's ``"logits"`` output.
+
+    Args:
+        model: ``keras.Model`` whose outputs include ``"logits"`` ``[b, classes]``.
+        images: float32 ``[N, H, W, C]``; labels: int ``[N]``.
+        epochs, batch_size: passes and images per step (full batches only).
+        learning_rate: initial Adam rate, cosine-decayed to 0 over the run.
+        seed: batch-order (and augmentation) seed.
+        augment: None or ``(images, rng) -> images`` applied once per epoch.
+
+    Returns:
+        ``model``, trained in place.
+    """
+    steps = epochs * (len(images) // batch_size)
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps))
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function(jit_compile=False)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True)["logits"])
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(len(images))
+        epoch_images = images if augment is None else augment(images, rng)
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            rows = order[start:start + batch_size]
+            step(tf.constant(epoch_images[rows]), tf.constant(labels[rows]))
+    return model

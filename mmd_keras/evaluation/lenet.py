@@ -29,7 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 from mmd_keras.datasets import idx
-from mmd_keras.evaluation.extractor_base import FeatureExtractor, float32_policy
+from mmd_keras.evaluation.extractor_base import (FeatureExtractor, float32_policy,
+                                                  train_classifier)
 from mmd_keras.evaluation.weights import default_cache_dir
 
 INPUT_SIZE = 28
@@ -90,30 +91,12 @@ def train_lenet(images, labels, epochs=3, batch_size=128, learning_rate=1e-3, dr
     Returns:
         The trained ``keras.Model`` (see :func:`build_lenet`).
     """
-    model = build_lenet(seed, dropout)
-    steps = epochs * (len(images) // batch_size)
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps))
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    @tf.function(jit_compile=False)
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True)["logits"])
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
-        return loss
-
-    rng = np.random.default_rng(seed)
-    for _ in range(epochs):
-        order = rng.permutation(len(images))
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            rows = order[start:start + batch_size]
-            step(tf.constant(images[rows]), tf.constant(labels[rows]))
-    return model
+    return train_classifier(build_lenet(seed, dropout), images, labels, epochs=epochs,
+                            batch_size=batch_size, learning_rate=learning_rate, seed=seed)
 
 
 #: The code that builds and trains the network, as imported (part of the cache key).
-_SOURCE = inspect.getsource(build_lenet) + inspect.getsource(train_lenet)
+_SOURCE = "".join(inspect.getsource(f) for f in (build_lenet, train_lenet, train_classifier))
 
 
 def _code_digest():
