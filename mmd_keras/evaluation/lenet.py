@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmd_keras import fileio
 from mmd_keras.datasets import idx
 from mmd_keras.evaluation.extractor_base import (FeatureExtractor, float32_policy,
                                                   train_classifier)
@@ -193,12 +194,10 @@ def load_lenet(data_dir=None, dataset="mnist", cache_dir=None, retrain=False):
     lenet.info["test_accuracy"] = lenet.accuracy(test_images, test_labels)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     stem = path[:-len(".weights.h5")]
-    tmp = f"{stem}.{os.getpid()}.tmp"
-    model.save_weights(tmp + ".weights.h5")
-    with open(tmp + ".json", "w") as handle:
-        json.dump(lenet.info, handle, sort_keys=True)
-    os.replace(tmp + ".json", stem + ".json")
-    os.replace(tmp + ".weights.h5", path)  # last: a weights file always has its record
+    # The record first, the weights last: a weights file always has its record.
+    fileio.atomic_write(stem + ".json", json.dumps(lenet.info, sort_keys=True))
+    with fileio.atomic_path(path, suffix=".weights.h5") as tmp_path:
+        model.save_weights(tmp_path)
     return lenet
 
 
