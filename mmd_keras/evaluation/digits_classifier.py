@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from mmd_keras import datasets, fileio
 from mmd_keras.evaluation.extractor_base import (FeatureExtractor, float32_policy,
-                                                  train_classifier)
+                                                  resize_square, train_classifier)
 from mmd_keras.evaluation.weights import default_cache_dir  # noqa: F401 - public here too
 
 INPUT_SIZE = 16
@@ -61,10 +61,7 @@ def _build(seed):
 
 
 def _resize(images):
-    images = tf.convert_to_tensor(images, tf.float32)
-    if images.shape[1] == INPUT_SIZE and images.shape[2] == INPUT_SIZE:
-        return images
-    return tf.image.resize(images, (INPUT_SIZE, INPUT_SIZE), method="bilinear")
+    return resize_square(images, INPUT_SIZE)
 
 
 def training_data(seed=0):

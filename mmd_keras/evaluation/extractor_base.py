@@ -154,6 +154,15 @@ class FunctionExtractor(FeatureExtractor):
         return self._probabilities_fn(batch)
 
 
+def resize_square(images, size):
+    """Images ``[N, H, W, C]`` as float32 ``[N, size, size, C]`` (bilinear; unchanged when
+    already ``size`` × ``size``) — the input size of a feature network."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    if images.shape[1] == size and images.shape[2] == size:
+        return images
+    return tf.image.resize(images, (size, size), method="bilinear")
+
+
 def train_classifier(model, images, labels, *, epochs, batch_size, learning_rate, seed,
                      augment=None):
     """Trains a feature network's classifier head deterministically (Adam, cosine decay).

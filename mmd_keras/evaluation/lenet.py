@@ -31,7 +31,7 @@ import tensorflow as tf
 from mmd_keras import fileio
 from mmd_keras.datasets import idx
 from mmd_keras.evaluation.extractor_base import (FeatureExtractor, float32_policy,
-                                                  train_classifier)
+                                                  resize_square, train_classifier)
 from mmd_keras.evaluation.weights import default_cache_dir
 
 INPUT_SIZE = 28
@@ -71,10 +71,7 @@ def build_lenet(seed=0, dropout=0.5):
 
 
 def _resize(images):
-    images = tf.convert_to_tensor(images, tf.float32)
-    if images.shape[1] == INPUT_SIZE and images.shape[2] == INPUT_SIZE:
-        return images
-    return tf.image.resize(images, (INPUT_SIZE, INPUT_SIZE), method="bilinear")
+    return resize_square(images, INPUT_SIZE)
 
 
 def train_lenet(images, labels, epochs=3, batch_size=128, learning_rate=1e-3, dropout=0.5,
