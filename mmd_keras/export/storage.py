@@ -33,7 +33,7 @@ import uuid
 import tensorflow as tf
 
 from mmd_keras import fileio
-from mmd_keras.fileio import is_local
+from mmd_keras.fileio import is_local, join
 
 #: The marker file inside each finished version folder (written last).
 MARKER = "mmd_keras_export.json"
@@ -64,11 +64,6 @@ def owner_tag(fingerprint):
     if not fingerprint:
         return "anon"
     return hashlib.sha256(fingerprint.encode()).hexdigest()[:8]
-
-
-def join(*parts):
-    """``os.path.join`` that keeps URLs (``gs://b/x``) intact."""
-    return posixpath.join(*parts)
 
 
 def _listdir(path):
