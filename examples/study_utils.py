@@ -104,6 +104,8 @@ def machine():
 
     return {"platform": platform.platform(), "python": platform.python_version(),
             "cpu_count": os.cpu_count(), "keras": keras.__version__,
+            # `taskset` pins a study to some cores; TensorFlow sizes its thread pools from these.
+            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
 
