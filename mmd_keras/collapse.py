@@ -19,8 +19,10 @@ the paper did not do. :class:`CollapseRecovery` does it during ``fit``:
    objective having risen ``objective_drop`` above its best (the critic loss −SMMD going to 0
    is the failure "obvious even in the training objective"). The first ``reference_checks``
    checks of a trajectory only build the references. A collapse is declared after ``patience``
-   consecutive alarming checks; it *began* at the first of them. After a recovery the
-   references restart: the raised coefficient lowers σ² by design.
+   consecutive alarming checks; it *began* at the first of them. After a recovery the restored
+   trajectory inherits the references of the healthy checks before the onset, σ² divided by the
+   factor (:meth:`References.after_recovery`: the raised coefficient lowers σ² by design, at
+   most that much), and is judged from its first check.
 3. **Recovery**: the callback restores the newest of its own snapshots taken strictly before
    the onset (snapshots are taken every ``snapshot_every`` steps while no check is alarming),
    sets the loss's regularization coefficient to ``factor`` × its value at detection (SMMD and
@@ -115,45 +117,96 @@ def _finite(signals):
     return all(math.isfinite(v) for v in values)
 
 
-def alarms(history, rule):
+@dataclasses.dataclass(frozen=True)
+class References:
+    """The healthy references a check is compared with (see :func:`alarms`).
+
+    Attributes:
+        condition_number: the smallest condition number of the earlier healthy checks.
+        scale: None, or the largest σ² of the earlier healthy checks.
+        objective: the smallest (best) window-mean objective of the earlier healthy checks.
+    """
+
+    condition_number: float = math.inf
+    scale: Optional[float] = None
+    objective: float = math.inf
+
+    def updated(self, signals):
+        """These references with the healthy check ``signals`` taken in."""
+        scale = self.scale
+        if signals.scale is not None:
+            scale = signals.scale if scale is None else max(scale, signals.scale)
+        return References(min(self.condition_number, signals.condition_number), scale,
+                          min(self.objective, signals.objective))
+
+    def after_recovery(self, factor):
+        """The references a restored trajectory inherits when the coefficient is multiplied by ``factor``.
+
+        σ⁻² = offset + coefficient · E‖J‖²_F (paper 2, Eq. 7, as :func:`losses.smmd_scale`
+        weights it) grows at most ``factor``-fold when the coefficient does (the same critic), so
+        the σ² reference is divided by it: a
+        σ² the raised coefficient explains is no alarm, a collapse (σ² ÷10–100 beyond it) still
+        is. The condition number does not depend on the coefficient; the objective's best value
+        does (it is rescaled with σ), so it restarts.
+        """
+        return References(self.condition_number, None if self.scale is None else self.scale / factor)
+
+
+def _scan(history, rule, references=None):
+    """``[(alarming, references before the check)]`` for each check of ``history``."""
+    inherited = references is not None
+    references = References() if references is None else references
+    out = []
+    for i, signals in enumerate(history):
+        if not _finite(signals):
+            out.append((True, references))
+            continue
+        # A trajectory restored by a recovery inherits references, so its very first checks are
+        # judged (a restored run that collapses again cannot adopt a collapsed state as healthy).
+        alarming = (inherited or i >= rule.reference_checks) and (
+            math.log10(max(signals.condition_number, 1.0))
+            > math.log10(max(references.condition_number, 1.0)) + math.log10(rule.condition_growth)
+            or (rule.scale_drop is not None and references.scale is not None and signals.scale is not None
+                and signals.scale * rule.scale_drop < references.scale))
+        if alarming and rule.objective_drop is not None:
+            alarming = signals.objective - references.objective > rule.objective_drop
+        out.append((alarming, references))
+        if not alarming:
+            references = references.updated(signals)
+    return out
+
+
+def alarms(history, rule, references=None):
     """Whether each check of ``history`` (a sequence of :class:`Signals`) is alarming (see module doc).
 
     References are the best values of the earlier non-alarming checks of ``history``: the smallest
-    condition number and the largest scale σ². The first ``rule.reference_checks`` checks only
-    build the references (alarming only when a signal is not finite).
+    condition number and the largest scale σ². Without inherited ``references`` (a
+    :class:`References`), the first ``rule.reference_checks`` checks only build them (alarming
+    only when a signal is not finite); with them (a trajectory restored by a recovery), every
+    check is judged from the first.
 
     Returns:
         list of bools, one per check.
     """
-    flags = []
-    best_condition, best_scale, best_objective = math.inf, None, math.inf
-    for i, signals in enumerate(history):
-        if not _finite(signals):
-            flags.append(True)
-            continue
-        alarming = i >= rule.reference_checks and (
-            math.log10(max(signals.condition_number, 1.0))
-            > math.log10(max(best_condition, 1.0)) + math.log10(rule.condition_growth)
-            or (rule.scale_drop is not None and best_scale is not None and signals.scale is not None
-                and signals.scale * rule.scale_drop < best_scale))
-        if alarming and rule.objective_drop is not None:
-            alarming = signals.objective - best_objective > rule.objective_drop
-        if not alarming:
-            best_condition = min(best_condition, signals.condition_number)
-            best_objective = min(best_objective, signals.objective)
-            if signals.scale is not None:
-                best_scale = signals.scale if best_scale is None else max(best_scale, signals.scale)
-        flags.append(alarming)
-    return flags
+    return [alarming for alarming, _ in _scan(history, rule, references)]
 
 
-def detect_collapse(history, rule):
+def references_before(history, rule, step, references=None):
+    """The :class:`References` of the healthy checks of ``history`` taken before ``step``."""
+    scanned = [(a, r, s) for (a, r), s in zip(_scan(history, rule, references), history) if s.step < step]
+    if not scanned:
+        return References() if references is None else references
+    alarming, last_references, last = scanned[-1]
+    return last_references if alarming else last_references.updated(last)
+
+
+def detect_collapse(history, rule, references=None):
     """The onset step of a collapse declared at the last check of ``history``, else None.
 
     A collapse is declared when the last ``rule.patience`` checks are all alarming
     (:func:`alarms`); its onset is the first check of that alarming streak.
     """
-    flags = alarms(history, rule)
+    flags = alarms(history, rule, references)
     if len(flags) < rule.patience or not all(flags[-rule.patience:]):
         return None
     start = len(flags) - 1
@@ -241,6 +294,8 @@ class CollapseRecovery(keras.callbacks.Callback):
         self.events = []
         self.gave_up = False
         self._segment = []     # the checks of the current trajectory (a recovery drops the abandoned ones)
+        self._references = None  # References the current trajectory inherited from a recovery
+        self._restored_step = None  # the step the current trajectory was restored to
         self._snapshots = []   # (step, checkpoint prefix), oldest first
         self._objectives, self._scales = [], []
         self._temporary = None
@@ -316,11 +371,11 @@ class CollapseRecovery(keras.callbacks.Callback):
         self.history.append(signals)
         self.iterations.append(self._batches)
         self._segment.append(signals)
-        onset = detect_collapse(self._segment, self.rule)
+        onset = detect_collapse(self._segment, self.rule, self._references)
         self._write_summaries(signals)
         if onset is not None:
             self._recover(step, onset, signals)
-        elif step % self.snapshot_every == 0 and not alarms(self._segment, self.rule)[-1]:
+        elif step % self.snapshot_every == 0 and not alarms(self._segment, self.rule, self._references)[-1]:
             self._snapshot(step)
         self._save_json()
 
@@ -352,10 +407,19 @@ class CollapseRecovery(keras.callbacks.Callback):
                  "old_coefficient": old, "condition_number": signals.condition_number,
                  "objective": signals.objective, "scale": signals.scale}
         candidates = [(s, p) for s, p in self._snapshots if s < onset]
+        flags = alarms(self._segment, self.rule, self._references)
+        if self._restored_step is not None and all(flags):
+            # The restored trajectory has not had one healthy check: the snapshot it started from
+            # was already on the way to collapse (taken while the signals were still under the
+            # thresholds). Back off to an older one.
+            candidates = [(s, p) for s, p in candidates if s < self._restored_step]
+            event["backed_off_from"] = int(self._restored_step)
         recoveries = sum(e["event"] == "recovery" for e in self.events)
         if recoveries >= self.max_recoveries or not candidates:
             reason = (f"{recoveries} recoveries already (max_recoveries={self.max_recoveries})"
-                      if candidates else f"no snapshot before the onset step {onset}")
+                      if candidates else f"no snapshot before the onset step {onset}" + (
+                          f" and the failed restore of step {self._restored_step}"
+                          if "backed_off_from" in event else ""))
             self.events.append({"event": "gave_up", **event, "reason": reason})
             self.gave_up = True
             self.model.stop_training = True
@@ -365,15 +429,19 @@ class CollapseRecovery(keras.callbacks.Callback):
             self._write_event(self.events[-1])
             return
         restored_step, path = candidates[-1]
+        references = references_before(self._segment, self.rule, onset, self._references)
         self.checkpoint.read(path).assert_existing_objects_matched()
         variable.assign(old * self.factor)
         # Snapshots after the restored one belong to the abandoned trajectory (their files go
         # too); the restored one is rewritten below with the new coefficient.
         self._drop_snapshots([(s, p) for s, p in self._snapshots if s >= restored_step])
         self._snapshots = [(s, p) for s, p in self._snapshots if s < restored_step]
-        # The references restart: a raised coefficient lowers σ² by design, so the new trajectory
-        # builds its own (its first `reference_checks` checks).
+        # The restored trajectory inherits the healthy references of the abandoned one, σ² divided
+        # by the factor (a raised coefficient lowers σ² by design, at most that much): judged from
+        # its first check, it cannot take a collapsing state for its healthy reference.
         self._segment = []
+        self._references = references.after_recovery(self.factor)
+        self._restored_step = int(restored_step)
         self._objectives, self._scales = [], []
         event.update(event="recovery", step_restored=int(restored_step), new_coefficient=self.coefficient,
                      recovery=recoveries + 1)

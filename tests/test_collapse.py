@@ -80,6 +80,36 @@ def test_rule_objective_gate():
     assert collapse.alarms(history, rule) == [False, False, False, True]
 
 
+def test_a_restored_trajectory_inherits_references_and_is_judged_from_its_first_check():
+    rule = CollapseRule(condition_growth=10.0, scale_drop=10.0, reference_checks=3, patience=1)
+    # Healthy references before the onset: condition 5, σ² 0.5; the coefficient raised ×10:
+    # σ² reference 0.05, so alarms below 0.005 (hand-computed); the condition limit stays 50.
+    inherited = collapse.References(condition_number=5.0, scale=0.5, objective=-2.0).after_recovery(10.0)
+    assert inherited == collapse.References(5.0, 0.05)
+    history = [Signals(10, 5.0, -1.0, scale=0.004), Signals(20, 5.0, -1.0, scale=0.006),
+               Signals(30, 60.0, -1.0, scale=0.05), Signals(40, 45.0, -1.0, scale=0.002)]
+    assert collapse.alarms(history, rule, inherited) == [True, False, True, True]
+    assert collapse.detect_collapse(history[:1], rule, inherited) == 10
+    # A fresh trajectory would take the first three checks (one of them collapsed) as healthy.
+    assert collapse.alarms(history, rule) == [False, False, False, True]
+    # The healthy check at 20 raised no reference (0.006 < 0.05); a healthy σ² above it does.
+    assert collapse.alarms([Signals(10, 5.0, -1.0, scale=0.3), Signals(20, 5.0, -1.0, scale=0.02)],
+                           rule, inherited) == [False, True]
+
+
+def test_references_before_an_onset_come_from_its_healthy_checks():
+    rule = CollapseRule(condition_growth=10.0, scale_drop=10.0, reference_checks=1, patience=2)
+    history = [Signals(10, 6.0, -0.3, scale=0.4), Signals(20, 4.0, -0.5, scale=0.6),
+               Signals(30, 5.0, -0.1, scale=0.05), Signals(40, 90.0, -0.0, scale=0.01)]
+    # Check 30 alarms (0.05 < 0.6 / 10): the references before step 40 are those of 10 and 20.
+    assert collapse.alarms(history, rule) == [False, False, True, True]
+    assert collapse.references_before(history, rule, 30) == collapse.References(4.0, 0.6, -0.5)
+    assert collapse.references_before(history, rule, 40) == collapse.References(4.0, 0.6, -0.5)
+    assert collapse.references_before(history, rule, 20) == collapse.References(6.0, 0.4, -0.3)
+    inherited = collapse.References(3.0, 0.06)
+    assert collapse.references_before([], rule, 10, inherited) == inherited
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(condition_growth=1.0), "condition_growth"), (dict(patience=0), "patience"),
     (dict(scale_drop=0.5), "scale_drop"),
@@ -199,11 +229,32 @@ def test_restore_and_raise_restores_the_snapshot_exactly_and_changes_only_the_co
     assert on_disk == kept and [s for s, _ in recovery._snapshots] == [0, 4, 8]
 
 
+def test_a_restore_that_collapses_at_once_backs_off_to_an_older_snapshot(tmp_path):
+    model = tiny_model()
+    # By training iteration: checks every 2, snapshots every 4. Alarms at iterations 10, 12
+    # (steps 10, 12): onset 10, restore step 8 (coefficient 2 -> 20). The restored trajectory
+    # alarms at its first two checks (iterations 14, 16 = steps 10, 12): the step-8 snapshot was
+    # already collapsing, so the second recovery restores step 4 (coefficient 20 -> 200).
+    script = {10: 1e4, 12: 1e4, 14: 1e4, 16: 1e4}
+    recovery = Scripted(script, rule=CollapseRule(patience=2), check_every=2, snapshot_every=4,
+                        directory=str(tmp_path / "snap"), print_fn=None)
+    recovery.signals = lambda step, logs: Signals(step, float(script.get(recovery._batches, 5.0)), -1.0)
+    capture = Capture({4})
+    model.fit(tiny_data(), epochs=1, steps_per_epoch=16, verbose=0, callbacks=[capture, recovery])
+    assert [(e["event"], e["onset_step"], e["step_restored"], e.get("backed_off_from")) for e in recovery.events] \
+        == [("recovery", 10, 8, None), ("recovery", 10, 4, 8)]
+    assert float(model.loss_object.coefficient.numpy()) == pytest.approx(200.0)
+    after, before = state_values(model), capture.values[4]
+    changed = sorted(k for k in after if not np.array_equal(after[k], before[k]))
+    assert len(changed) == 1 and changed[0].startswith("loss_variables/0/"), changed
+    assert [s for s, _ in recovery._snapshots] == [0, 4]
+
+
 def test_gives_up_after_max_recoveries_and_stops_training(tmp_path):
     model = tiny_model()
     printed = []
     # By training iteration: healthy (5) for 3 checks, collapsed (1e4) at the 4th, then again
-    # healthy for 3 checks after the restore (the references restart) and collapsed.
+    # healthy for 3 checks after the restore and collapsed.
     script = {8: 1e4, 16: 1e4}
     recovery = Scripted(script, rule=CollapseRule(patience=1), check_every=2, snapshot_every=2,
                         max_recoveries=1, print_fn=printed.append)
