@@ -364,3 +364,55 @@ def test_subclass_contract_gives_exactly_the_requested_fields(rng):
     close(critic_pass.fake_gradient_sq, np.full(5, (w.sum(0) ** 2).sum()))
     assert critic_pass.real_jacobian is None and critic_pass.gradient_penalty is None
     assert generator_pass.real_jacobian_sq is None and generator_pass.fake_gradient_sq is None
+
+
+def _backprop_input_batches(function, *specs):
+    """Batch sizes of every convolution input-gradient op in the graph of ``function``."""
+    graph = tf.function(function).get_concrete_function(*specs).graph
+    return sorted(int(op.outputs[0].shape[0]) for op in graph.get_operations()
+                  if op.type == "Conv2DBackpropInput")
+
+
+@pytest.mark.parametrize("name", ["mmd", "repulsive", "cramer"])
+def test_generator_mode_matches_the_stacked_pass_and_skips_the_real_input_gradient(name):
+    from mmd_keras import networks
+
+    critic = networks.build_critic("small", image_size=16, channels=1, output_dim=4, sn_mode="pico")
+    loss = losses.get(name)
+    gen = np.random.default_rng(3)
+    real = tf.constant(gen.uniform(-1, 1, (6, 16, 16, 1)), tf.float32)
+    fakes = [tf.constant(gen.uniform(-1, 1, (6, 16, 16, 1)), tf.float32) for _ in range(loss.num_fake_batches)]
+    start = [v.numpy() for v in critic.variables]
+
+    def generator_loss(mode):
+        for v, value in zip(critic.variables, start):
+            v.assign(value)
+        with tf.GradientTape() as tape:
+            tape.watch(fakes)
+            out = loss(critic, real, fakes[0], seed=[1, 2], mode=mode,
+                       fake_images_2=fakes[1] if len(fakes) > 1 else None)
+        gradients = tape.gradient(out.generator_loss, fakes)
+        return out.generator_loss.numpy(), [g.numpy() for g in gradients], [v.numpy() for v in critic.variables]
+
+    # "both" is the one stacked pass of paper 3's joint update: the same critic state, features
+    # and generator loss; the spectral-norm vectors advance once in either.
+    value, gradients, state = generator_loss("generator")
+    value_both, gradients_both, state_both = generator_loss("both")
+    np.testing.assert_allclose(value, value_both, rtol=1e-4, atol=1e-7)  # float32, other batch shapes
+    for g, g_both in zip(gradients, gradients_both):
+        np.testing.assert_allclose(g, g_both, rtol=1e-4, atol=1e-4 * np.abs(g_both).max())
+    for s, s_both in zip(state, state_both):
+        np.testing.assert_allclose(s, s_both, rtol=1e-6, atol=1e-7)
+    # The generator's gradient graph computes the critic's input gradients for the fakes only.
+    spec = tf.TensorSpec(real.shape, tf.float32)
+
+    def gradient_of_generator_loss(real_images, fake_images):
+        with tf.GradientTape() as tape:
+            tape.watch(fake_images)
+            out = loss(critic, real_images, fake_images, seed=[1, 2], mode="generator",
+                       fake_images_2=fake_images if len(fakes) > 1 else None)
+        return tape.gradient(out.generator_loss, fake_images)
+
+    # (Batch-1 ops are PICO's power iteration: its adjoint is a transposed convolution.)
+    batches = [b for b in _backprop_input_batches(gradient_of_generator_loss, spec, spec) if b > 1]
+    assert batches and set(batches) == {6 * len(fakes)}, batches

@@ -8,7 +8,9 @@ A loss object is called as::
 Conventions: ``x`` / ``real_*`` are data, ``y`` / ``fake_*`` generator samples; the
 critic maps images [b, ...] -> features [b, s]. The critic runs **once** per call on
 the stacked batch [real; fake (; fake₂) (; interpolates)], so spectral-norm state
-advances once per call; penalized critics must not mix samples (no batch norm).
+advances once per call; penalized critics must not mix samples (no batch norm). In
+"generator" mode without a real-batch Jacobian the real half runs apart, after the fakes,
+with ``training=False`` and off the gradient path (its input gradient was wasted work).
 ``seed`` (int32 [2]) drives :func:`mmd_keras.rng.uniform01` for the interpolation
 weights α ~ U(0, 1) (the same numbers with and without XLA), so a step is reproducible
 from its seed. ``mode``: "critic" (penalties computed), "generator" (penalties
@@ -240,12 +242,13 @@ class GANLoss:
                 interpolates = penalties.interpolate(real, fakes[0], alpha)
                 tape.watch(interpolates)
                 batches.append(interpolates)
-            stacked = tf.concat(batches, axis=0)
-            if use_l2:
-                outputs = _call_critic(self._activation_view(critic), stacked, training)
+            if mode == "generator" and not need_jacobian:
+                features = self._generator_pass(critic, real, fakes, training)
+            elif use_l2:
+                outputs = _call_critic(self._activation_view(critic), tf.concat(batches, axis=0), training)
                 *activations, features = outputs if isinstance(outputs, (list, tuple)) else [outputs]
             else:
-                features = _call_critic(critic, stacked, training)
+                features = _call_critic(critic, tf.concat(batches, axis=0), training)
             features = self._check_features(tf.cast(features, tf.float32))
             sizes = [tf.shape(t)[0] for t in batches]
             parts = tf.split(features, sizes, axis=0)
@@ -275,6 +278,20 @@ class GANLoss:
                 penalties.l2_activation_penalty([s[i] for s in split]) for i in range(1 + len(fakes)))
         del tape
         return p
+
+    @staticmethod
+    def _generator_pass(critic, real, fakes, training):
+        """Critic features ``[real; fakes]`` for the generator's loss, the real half off the gradient path.
+
+        The generator's gradient never flows through the real half, but in one stacked pass every
+        layer's input gradient is computed for the whole batch (half of it wasted). The fakes run
+        first with ``training`` (spectral-norm vectors advance once, as in a stacked pass); the
+        real half then reads the advanced state with ``training=False`` and stays off the tape.
+        """
+        fake_features = _call_critic(critic, tf.concat(list(fakes), axis=0) if len(fakes) > 1 else fakes[0],
+                                     training)
+        real_features = tf.stop_gradient(_call_critic(critic, real, False))
+        return tf.concat([tf.cast(real_features, fake_features.dtype), fake_features], axis=0)
 
     def _check_features(self, features):
         if features.shape.rank != 2:
