@@ -6,7 +6,8 @@ process. What is identical to the library's step (``MMDGAN.train_step``, fixed s
 
 * generator ``dcgan_p1`` (paper 1's DCGAN): dense 100 → 2·2·512, BN, ReLU; 5×5 stride-2
   transposed convs 256, 128, 64 (each BN + ReLU); a 5×5 stride-2 transposed conv to 1 channel,
-  tanh. BN as Keras's (ε = 1e-3, momentum 0.99, batch statistics in training);
+  tanh. BN as Keras's (ε = 1e-3, momentum 0.99, batch statistics in training; the running
+  variance is PyTorch's unbiased one, Keras keeps the biased one: not used by the step);
 * critic ``dcgan_p1`` with widths 16, 32, 64, 128: 5×5 stride-2 convs, LeakyReLU 0.2, dense 16;
   every layer with bias. Padding is TF's ``same`` exactly (:func:`same_pads`: 1 before, 2 after
   at even sizes; PyTorch's symmetric ``padding=2`` would shift every window by one pixel), and
@@ -21,7 +22,8 @@ process. What is identical to the library's step (``MMDGAN.train_step``, fixed s
   ``[real; fake; x̂]`` (the generator step: once on ``[real; fake]``, loss MMD²);
 * schedule: 5 critic steps, each on fresh fakes from U[−1, 1]¹⁰⁰ latents (generator in
   training mode, no gradient), then one generator step; every gradient tensor clipped to norm 1
-  (``tf.clip_by_norm``); Adam(1e-4, β = (0.5, 0.9), ε = 1e-7 as Keras) per network; batch 64.
+  (``tf.clip_by_norm``); ``torch.optim.Adam``(1e-4, β = (0.5, 0.9), ε = 1e-7) per network
+  (PyTorch adds ε to √v̂, Keras to √v — the tests correct that to replay a step); batch 64.
 
 :func:`step_flops` counts the step's conv/matmul FLOPs with PyTorch's ``FlopCounterMode``;
 :func:`load_keras_weights` copies a library network's weights into the peer (NHWC → NCHW).

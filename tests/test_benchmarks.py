@@ -354,3 +354,26 @@ def test_paper1_peer_step_replays_the_librarys_train_step():
             np.testing.assert_allclose(value.numpy(), expected[name].numpy(), atol=atol, err_msg=name)
     np.testing.assert_allclose([peer.losses[-2].item(), peer.losses[-1].item()],
                                [float(logs["critic_loss"]), float(logs["generator_loss"])], rtol=5e-4)
+
+
+@pytest.mark.slow
+def test_paper1_peer_counts_the_librarys_flops():
+    """Per step, PyTorch's FlopCounterMode and our graph count give the same convolution FLOPs
+    (TF's own kernels: forward, input and filter gradients, to second order); the matmuls
+    differ only by the rq* kernel's ⟨x, y⟩, which the library multiplies twice."""
+    pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmarks import peer
+    from benchmarks import peer_torch_mmdgp as mmdgp
+
+    step, _ = peer.paper1_step("native")
+    library = flops.function_flops(step, tf.TensorSpec([4, 32, 32, 1], tf.float32))["by_op"]
+    peer_step = mmdgp.MMDGPStep(batch=4)
+    with FlopCounterMode(display=False) as counter:
+        peer_step.step(mmdgp.real_batch(4))
+    torch_counts = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
+    conv = sum(n for op, n in library.items() if op.startswith("Conv2D"))
+    assert conv == torch_counts["aten.convolution"] + torch_counts["aten.convolution_backward"]
+    torch_matmul = torch_counts["aten.mm"] + torch_counts["aten.addmm"]
+    assert torch_matmul < library["MatMul"] < 1.01 * torch_matmul
