@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python -m benchmarks.peer --quick       # S1 joint step: library (graph) vs eager PyTorch
-    python -m benchmarks.peer               # + XLA, torch.compile, paper 1's MNIST step
+    python -m benchmarks.peer --quick       # S1 joint step and paper 1's MNIST step: library vs eager PyTorch
+    python -m benchmarks.peer               # + XLA, torch.compile, the other conv implementation
 
 Cases (all in one process, warmed up, then timed round-robin; medians):
 
@@ -13,10 +13,14 @@ Cases (all in one process, warmed up, then timed round-robin; medians):
 * ``torch/joint/eager`` (``/compiled``): :mod:`benchmarks.peer_torch`, the same step in
   PyTorch (``torch.compile`` where it works; a failure is recorded, not fatal);
 * ``library/paper1_mnist[/phases]``: paper 1's MNIST step as ``configs/mnist_mmd_rqstar.cfg``
-  builds it — ``dcgan_p1`` 32 px × 1 channel, generator widths 512…64 ("64 filters"), critic
-  16·(1, 2, 4, 8) ("16 filters"), rq* kernel, witness GP + L2 penalty, 5 critic steps, batch 64
-  — with the layers' default implementation (``"auto"``) and with the other one (``"phases"``
-  where "auto" picks TF's kernels, ``"native"`` where it picks the phases).
+  builds it at 32 px (the issue's measurement; the config trains at 28) — ``dcgan_p1`` × 1
+  channel, generator widths 512…64 ("64 filters"), critic 16·(1, 2, 4, 8) ("16 filters"), rq*
+  kernel, witness GP + L2 penalty, 5 critic steps, clipping 1, batch 64 — with the layers'
+  default implementation (``"auto"``) and (full run) with the other one (``"phases"`` where
+  "auto" picks TF's kernels, ``"native"`` where it picks the phases);
+* ``torch/paper1_mnist/eager`` (``/compiled``): :mod:`benchmarks.peer_torch_mmdgp`, the same
+  step in PyTorch (tests replay a whole library step in it). ``torch.compile`` cannot run it:
+  AOTAutograd has no double backward, which the gradient penalty needs; the failure is recorded.
 
 The dense FLOPs of each step are counted (the library's from its graph, PyTorch's with its
 ``FlopCounterMode``), so the time ratio is read against the work ratio.
@@ -28,11 +32,13 @@ import tensorflow as tf
 
 from benchmarks import common
 from benchmarks import flops as flops_lib
-from benchmarks import peer_torch, train_step
+from benchmarks import peer_torch, peer_torch_mmdgp, train_step
 from mmd_keras.layers import conv
 
-PAPER1_FLAGS = ["--flagfile=configs/mnist_mmd_rqstar.cfg", "--critic_widths=16,32,64,128",
+PAPER1_FLAGS = ["--flagfile=configs/mnist_mmd_rqstar.cfg", "--image_size=32", "--critic_widths=16,32,64,128",
                 "--generator_widths=512,256,128,64", "--workdir=/tmp/mmd_keras_peer_unused"]
+#: The PyTorch peers by step name (cases ``torch/<step>/eager|compiled``): ``make``, ``step_flops``.
+TORCH_PEERS = {"joint": peer_torch, "paper1_mnist": peer_torch_mmdgp}
 #: The issue's measurement of paper 1's MNIST step before this work (graph mode, Eigen kernels).
 PAPER1_BEFORE_S = 6.7
 
@@ -61,11 +67,13 @@ def paper1_step(implementation="auto", jit=False):
 def plan(quick):
     """name -> zero-argument builder of ``(callable, library step or None, real or None)``."""
     cases = {"library/joint/graph": lambda: (*library_joint(False),),
-             "torch/joint/eager": lambda: (peer_torch.make(False), None)}
+             "torch/joint/eager": lambda: (peer_torch.make(False), None),
+             "library/paper1_mnist": lambda: (*paper1_step("auto"),),
+             "torch/paper1_mnist/eager": lambda: (peer_torch_mmdgp.make(False), None)}
     if not quick:
         cases["library/joint/xla"] = lambda: (*library_joint(True),)
         cases["torch/joint/compiled"] = lambda: (peer_torch.make(True), None)
-        cases["library/paper1_mnist"] = lambda: (*paper1_step("auto"),)
+        cases["torch/paper1_mnist/compiled"] = lambda: (peer_torch_mmdgp.make(True), None)
         # The other implementation than "auto" picks here, for the before/after of the change.
         other = "native" if conv.default_implementation() == "phases" else "phases"
         cases[f"library/paper1_mnist/{other}"] = lambda: (*paper1_step(other),)
@@ -88,7 +96,7 @@ def run(quick, repeats, log=common.log):
             gflop[name] = flops_lib.function_flops(step, tf.TensorSpec(real.shape, tf.float32))["total"] / 1e9
         else:
             candidates[name] = built[0]
-            gflop[name] = peer_torch.step_flops() / 1e9
+            gflop[name] = TORCH_PEERS[name.split("/")[1]].step_flops() / 1e9
     # Warm-up failures of torch.compile are recorded and the case dropped.
     for name in [n for n in candidates if n.endswith("compiled")]:
         try:
@@ -110,6 +118,9 @@ def run(quick, repeats, log=common.log):
               "paper1 phases / native": (ratio("library/paper1_mnist/phases", "library/paper1_mnist")
                                          or ratio("library/paper1_mnist", "library/paper1_mnist/native"))}
     best_paper1 = min((by[n] for n in by if n.startswith("library/paper1")), default=None)
+    # The library's best implementation against the eager peer (torch.compile cannot run this step).
+    ratios["paper1 library / torch eager"] = (best_paper1 / by["torch/paper1_mnist/eager"]
+                                              if best_paper1 and "torch/paper1_mnist/eager" in by else None)
     return {"benchmark": "peer", "quick": quick, "machine": machine, "onednn": conv.onednn_enabled(),
             "default_implementation": conv.default_implementation(),
             "load_average_end": common.load_average(), "cases": rows, "failed": failed, "ratios": ratios,

@@ -2,6 +2,7 @@
 
 import importlib
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -227,3 +228,152 @@ def test_profile_categories_and_shares():
     assert set(out) == {"conv input gradient", "transposed conv (forward)", "conv forward", "optimizer (Adam)",
                         "activation gradients", "idle"}
     assert sum(v["share"] for v in out.values()) == pytest.approx(1.0)
+
+
+# --- the PyTorch peer of paper 1's MNIST MMD-GP step (benchmarks/peer_torch_mmdgp.py) ------------
+
+def _paper1_library(image_size=32):
+    """(config, generator, critic, loss) as ``configs/mnist_mmd_rqstar.cfg`` builds them for the peer."""
+    from benchmarks import peer
+    from mmd_keras import launch
+    from mmd_keras.runner import checks
+
+    config, _ = launch.parse(["peer", *peer.PAPER1_FLAGS, f"--image_size={image_size}"])
+    keras.utils.set_random_seed(config.seed)  # the initial weights, as a run sets them
+    generator, critic = checks.build_networks(config)
+    return config, generator, critic, checks.build_loss(config)
+
+
+def _nchw(array):
+    torch = pytest.importorskip("torch")
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(array).transpose(0, 3, 1, 2)))
+
+
+@pytest.mark.parametrize("image_size", [32, 28])  # 28: the cropped transposed convs, odd-size padding
+def test_paper1_peer_networks_equal_the_librarys(image_size):
+    torch = pytest.importorskip("torch")
+    from benchmarks import peer_torch_mmdgp as mmdgp
+
+    _, generator, critic, _ = _paper1_library(image_size)
+    rng = np.random.default_rng(0)
+    for variable in generator.weights:  # BN γ, β and moving statistics away from 1, 0 (orders matter)
+        if "_bn/" in variable.path:
+            variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype(np.float32))
+    peer_generator, peer_critic = mmdgp.Generator(image_size), mmdgp.Critic(image_size)
+    for keras_net, torch_net in ((generator, peer_generator), (critic, peer_critic)):
+        assert sum(int(np.prod(v.shape)) for v in keras_net.trainable_weights) == \
+            sum(p.numel() for p in torch_net.parameters())
+        mmdgp.load_keras_weights(torch_net, keras_net)
+    latents = rng.uniform(-1, 1, (4, mmdgp.LATENT_DIM)).astype(np.float32)
+    for training in (True, False):  # batch statistics, then the moving ones
+        peer_generator.train(training)
+        with torch.no_grad():
+            got = peer_generator(torch.from_numpy(latents)).numpy().transpose(0, 2, 3, 1)
+        np.testing.assert_allclose(got, generator(latents, training=training).numpy(), rtol=1e-4, atol=5e-5)
+    images = rng.uniform(-1, 1, (4, image_size, image_size, 1)).astype(np.float32)
+    with torch.no_grad():
+        got = peer_critic(_nchw(images)).numpy()
+    np.testing.assert_allclose(got, critic(images).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_paper1_peer_critic_loss_and_gradients_equal_the_librarys():
+    torch = pytest.importorskip("torch")
+    from benchmarks import peer_torch_mmdgp as mmdgp
+    from mmd_keras import rng as rng_lib
+
+    _, generator, critic, loss = _paper1_library()
+    peer_critic = mmdgp.Critic()
+    mmdgp.load_keras_weights(peer_critic, critic)
+    rng = np.random.default_rng(1)
+    real = rng.uniform(-1, 1, (4, 32, 32, 1)).astype(np.float32)
+    fake = generator(rng.uniform(-1, 1, (4, 100)).astype(np.float32), training=True).numpy()
+    seed = tf.constant([3, 4], tf.int32)
+    alpha = rng_lib.uniform01([4], seed).numpy()  # the interpolation weights the loss draws
+    with tf.GradientTape() as tape:
+        out = loss(critic, tf.constant(real), tf.constant(fake), seed=seed, mode="critic")
+    expected_grads = tape.gradient(out.critic_loss, critic.trainable_variables)
+    value, parts = mmdgp.critic_loss(peer_critic, _nchw(real), _nchw(fake), torch.from_numpy(alpha))
+    assert all(abs(float(out.metrics[k])) > 1e-3 for k in parts)  # each term matters
+    np.testing.assert_allclose(value.item(), out.critic_loss.numpy(), rtol=1e-4)
+    for name, term in parts.items():
+        np.testing.assert_allclose(term.item(), out.metrics[name].numpy(), rtol=1e-4, err_msg=name)
+    # The gradient includes the penalty's second-order term (create_graph), as the library's.
+    expected = mmdgp.keras_state(peer_critic, {v.path: g.numpy() for v, g in zip(critic.trainable_variables,
+                                                                                  expected_grads)})
+    names, params = zip(*peer_critic.named_parameters())
+    assert sorted(names) == sorted(expected)
+    for name, got in zip(names, torch.autograd.grad(value, list(params))):
+        np.testing.assert_allclose(got.numpy(), expected[name].numpy(), rtol=1e-3, atol=2e-6, err_msg=name)
+
+
+def _keras_epsilon(optimizer, epsilon=1e-7):
+    """Makes ``torch.optim.Adam`` divide by √v̂ + ε·… exactly as Keras (ε added to √v, not √v̂)."""
+    step = optimizer.step
+
+    def keras_step():
+        for group in optimizer.param_groups:
+            t = 1 + int(optimizer.state[group["params"][0]].get("step", 0))
+            group["eps"] = epsilon / (1 - group["betas"][1] ** t) ** 0.5
+        return step()
+
+    optimizer.step = keras_step
+
+
+def test_paper1_peer_step_replays_the_librarys_train_step():
+    """One whole step (5 critic steps on fresh fakes, the generator step, clipping, Adam, BN
+    statistics) from the same weights and the library's own random draws."""
+    torch = pytest.importorskip("torch")
+    from benchmarks import peer_torch_mmdgp as mmdgp
+    from mmd_keras import rng as rng_lib
+    from mmd_keras.runner import build, checks
+
+    config, generator, critic, loss = _paper1_library()
+    model = build.build_model(config, checks.Parts(generator, critic, loss))
+
+    def uniform(shape, index, purpose):  # what MMDGAN draws at generator step 0
+        index = rng_lib.GENERATOR_INDEX if index == "generator" else index
+        purpose = rng_lib.PURPOSE_LATENTS if purpose == "latents" else rng_lib.PURPOSE_LOSS
+        return torch.from_numpy(rng_lib.uniform01(list(shape), rng_lib.step_seed(config.seed, 0, index, purpose)).numpy())
+
+    peer = mmdgp.MMDGPStep(batch=4, uniform=uniform)
+    mmdgp.load_keras_weights(peer.generator, generator)
+    mmdgp.load_keras_weights(peer.critic, critic)
+    for optimizer in (peer.g_opt, peer.c_opt):  # Keras's ε: outside √(bias correction)
+        _keras_epsilon(optimizer)
+    real = np.random.default_rng(2).uniform(-1, 1, (4, 32, 32, 1)).astype(np.float32)
+    logs = model.train_step(tf.constant(real))
+    peer.step(_nchw(real))
+    for torch_net, keras_net in ((peer.generator, generator), (peer.critic, critic)):
+        expected = mmdgp.keras_state(torch_net, {v.path: v.numpy() for v in keras_net.weights})
+        for name, value in torch_net.state_dict().items():
+            if name.endswith(("running_var", "num_batches_tracked")):  # PyTorch's unbiased running variance
+                continue
+            # A bias right before batch norm has gradient 0 up to round-off, which Adam's first
+            # steps (≈ lr·sign(g)) turn into updates of either sign: bounded by lr there.
+            atol = 1e-4 if name.startswith("ups.deconv") and name.endswith(".bias") else 2e-5
+            np.testing.assert_allclose(value.numpy(), expected[name].numpy(), atol=atol, err_msg=name)
+    np.testing.assert_allclose([peer.losses[-2].item(), peer.losses[-1].item()],
+                               [float(logs["critic_loss"]), float(logs["generator_loss"])], rtol=5e-4)
+
+
+@pytest.mark.slow
+def test_paper1_peer_counts_the_librarys_flops():
+    """Per step, PyTorch's FlopCounterMode and our graph count give the same convolution FLOPs
+    (TF's own kernels: forward, input and filter gradients, to second order); the matmuls
+    differ only by the rq* kernel's ⟨x, y⟩, which the library multiplies twice."""
+    pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmarks import peer
+    from benchmarks import peer_torch_mmdgp as mmdgp
+
+    step, _ = peer.paper1_step("native")
+    library = flops.function_flops(step, tf.TensorSpec([4, 32, 32, 1], tf.float32))["by_op"]
+    peer_step = mmdgp.MMDGPStep(batch=4)
+    with FlopCounterMode(display=False) as counter:
+        peer_step.step(mmdgp.real_batch(4))
+    torch_counts = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
+    conv = sum(n for op, n in library.items() if op.startswith("Conv2D"))
+    assert conv == torch_counts["aten.convolution"] + torch_counts["aten.convolution_backward"]
+    torch_matmul = torch_counts["aten.mm"] + torch_counts["aten.addmm"]
+    assert torch_matmul < library["MatMul"] < 1.01 * torch_matmul
