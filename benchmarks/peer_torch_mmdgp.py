@@ -213,8 +213,11 @@ class MMDGPStep:
         return loss.detach()
 
     def generator_step(self, real):
-        features = self.critic(torch.cat([real, self.generator(self.latents("generator"))]))
-        loss = mmd2(features[:self.batch], features[self.batch:], self.alphas)
+        # The real half is off the gradient path (as the library's generator pass): no input
+        # gradient is computed for it.
+        with torch.no_grad():
+            real_features = self.critic(real)
+        loss = mmd2(real_features, self.critic(self.generator(self.latents("generator"))), self.alphas)
         _apply(self.g_opt, self.g_params, loss, self.clip_norm)
         return loss.detach()
 
