@@ -15,9 +15,12 @@ shows it on the offline digits, at the scale of a 2-core CPU:
   −SMMD goes to 0 and the samples degrade to noise.
 * **Recovery**: the same run (same seed, same data, same initial weights) with the callback:
   checks every 10 steps, snapshots every 50 while healthy, rule ``CollapseRule()`` (condition
-  number ×10 or σ² ÷10 vs the median of the first 3 checks, 2 checks in a row), coefficient ×10
-  per recovery, at most 3 recoveries. After ``fit`` the run is continued until its step counter
-  reaches the same number of generator steps as the collapsed run (a recovery rewinds it).
+  number ×10 above the smallest healthy one, or σ² ÷10 below the largest healthy one, 2 checks
+  in a row; a restored trajectory inherits those references, σ² divided by the factor),
+  coefficient ×10 per recovery, at most 3 recoveries. After ``fit`` the run is continued until
+  its step counter reaches the same number of generator steps as the collapsed run (a recovery
+  rewinds it). ``recovered_lr``: the same, each recovery also halving both learning rates
+  (``lr_factor=0.5``, beyond paper 2's recipe).
 * **False alarms**: the callback watching healthy runs — the offline default (MMD-rep with SN,
   watch only: the repulsive loss has no coefficient to raise) and SN-SMMD (the default's
   networks with SMMD, coefficient 10, default learning rates, recovery on) — must trigger
@@ -46,7 +49,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import study_utils  # noqa: E402
 
-RUNS = ("collapsed", "recovered", "healthy_default", "healthy_sn_smmd")
+RUNS = ("collapsed", "recovered", "recovered_lr", "healthy_default", "healthy_sn_smmd")
 DEFAULT_STEPS, QUICK_STEPS = 400, 24
 NETWORKS = dict(image_size=16, latent_dim=32, batch_size=64, critic_output_dim=16, adam_beta2=0.999,
                 critic_schedule="joint")
@@ -54,11 +57,15 @@ RECIPES = {
     # The collapse recipe: SMMD, no SN, coefficient 1, learning rates ×40.
     "collapsed": dict(loss="smmd", coefficient=1.0, sn_mode="none", critic_lr=2e-2, generator_lr=8e-3),
     "recovered": dict(loss="smmd", coefficient=1.0, sn_mode="none", critic_lr=2e-2, generator_lr=8e-3),
+    # Beyond paper 2's recipe: each recovery also halves both learning rates (`lr_factor`).
+    "recovered_lr": dict(loss="smmd", coefficient=1.0, sn_mode="none", critic_lr=2e-2, generator_lr=8e-3),
     # Healthy: the offline default (configs/digits.cfg) and SN-SMMD on the same networks.
     "healthy_default": dict(loss="repulsive", sn_mode="pim", critic_lr=5e-4, generator_lr=2e-4),
     "healthy_sn_smmd": dict(loss="smmd", coefficient=10.0, sn_mode="pim", critic_lr=5e-4, generator_lr=2e-4),
 }
 WATCH = dict(check_every=10, snapshot_every=50, factor=10.0, max_recoveries=3)
+#: `lr_factor` of the "recovered_lr" runs.
+LR_FACTOR = 0.5
 QUICK_WATCH = dict(check_every=4, snapshot_every=8, factor=10.0, max_recoveries=3)
 
 
@@ -114,8 +121,9 @@ def train(run, seed, steps, kid, kid_every, watch):
     from mmd_keras.collapse import CollapseRecovery
 
     model = build_model(run, seed)
-    recover = run in ("recovered", "healthy_sn_smmd")
-    callback = CollapseRecovery(recover=recover, print_fn=study_utils.print_flush, **watch)
+    recover = run in ("recovered", "recovered_lr", "healthy_sn_smmd")
+    callback = CollapseRecovery(recover=recover, print_fn=study_utils.print_flush,
+                                lr_factor=LR_FACTOR if run == "recovered_lr" else 1.0, **watch)
     trace, iterations = [], [0]
 
     def on_batch_end(batch, logs=None):
@@ -212,7 +220,8 @@ def plot(out, record, samples):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"collapsed": "tab:red", "recovered": "tab:blue", "healthy_default": "tab:gray",
+    colors = {"collapsed": "tab:red", "recovered": "tab:blue", "recovered_lr": "tab:purple",
+              "healthy_default": "tab:gray",
               "healthy_sn_smmd": "tab:green"}
     figure, axes = plt.subplots(1, 4, figsize=(17, 3.8), constrained_layout=True)
     for run, results in record["runs"].items():

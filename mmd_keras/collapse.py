@@ -262,11 +262,14 @@ class CollapseRecovery(keras.callbacks.Callback):
         recover: False watches only: a collapse is logged as a ``"detected"`` event (nothing is
             restored or changed, no snapshot is taken), e.g. to tune the thresholds or to measure
             false alarms on a loss without an adjustable coefficient.
+        lr_factor: multiplier of both optimizers' learning rates at each recovery, in (0, 1];
+            1 (default) is paper 2's recipe (λ only). Beyond the paper: when a raised λ alone
+            does not stop the collapse recurring (README, "Collapse recovery").
     """
 
     def __init__(self, rule=None, check_every=25, snapshot_every=100, factor=10.0, max_recoveries=3,
                  keep_snapshots=3, directory=None, checkpoint=None, run_manager=None, layer_names=None,
-                 writer=None, path=None, print_fn=print, recover=True):
+                 writer=None, path=None, print_fn=print, recover=True, lr_factor=1.0):
         super().__init__()
         for name, value in (("check_every", check_every), ("snapshot_every", snapshot_every),
                             ("keep_snapshots", keep_snapshots)):
@@ -279,6 +282,9 @@ class CollapseRecovery(keras.callbacks.Callback):
             raise ValueError(f"Expected `max_recoveries` an int >= 0. Received: `max_recoveries={max_recoveries!r}`")
         if not (isinstance(factor, (int, float)) and factor > 1.0):
             raise ValueError(f"Expected `factor` a number > 1. Received: `factor={factor!r}`")
+        if isinstance(lr_factor, bool) or not (isinstance(lr_factor, (int, float)) and 0.0 < lr_factor <= 1.0):
+            raise ValueError(f"Expected `lr_factor` a number in (0, 1]. Received: `lr_factor={lr_factor!r}`")
+        self.lr_factor = float(lr_factor)
         self.rule = CollapseRule() if rule is None else rule
         if not isinstance(self.rule, CollapseRule):
             raise ValueError(f"Expected `rule` a CollapseRule. Received: `rule={rule!r}`")
@@ -307,6 +313,13 @@ class CollapseRecovery(keras.callbacks.Callback):
             self._coefficient = None
             return
         self._coefficient = regularization_variable(self.model.loss_object)
+        if self.lr_factor != 1.0:
+            for _, optimizer in self._optimizers():
+                if isinstance(getattr(optimizer, "_learning_rate", None),
+                              keras.optimizers.schedules.LearningRateSchedule):
+                    raise ValueError("Expected optimizers with a constant learning rate for `lr_factor` < 1 "
+                                     f"(a schedule cannot be scaled). Received: `learning_rate="
+                                     f"{getattr(optimizer, '_learning_rate', None)!r}`")
         if self.checkpoint is None:
             items = dict(self.model.checkpoint_items())
             if not any(v is self._coefficient[1] for v in items.get("loss_variables", [])):
@@ -318,6 +331,9 @@ class CollapseRecovery(keras.callbacks.Callback):
             self._temporary = directory = tempfile.mkdtemp(prefix="collapse_snapshots_")
         tf.io.gfile.makedirs(directory)
         self._prefix = os.path.join(directory, "snapshot")
+
+    def _optimizers(self):
+        return [("generator", self.model.generator_optimizer), ("critic", self.model.critic_optimizer)]
 
     def _snapshot(self, step):
         if not self.recover:
@@ -432,6 +448,14 @@ class CollapseRecovery(keras.callbacks.Callback):
         references = references_before(self._segment, self.rule, onset, self._references)
         self.checkpoint.read(path).assert_existing_objects_matched()
         variable.assign(old * self.factor)
+        if self.lr_factor != 1.0:
+            # After the restore (which brought back the snapshot's rates), so the lowered rates
+            # are those of the rewritten snapshot below and of the run's checkpoint.
+            event["learning_rates"] = {}
+            for role, optimizer in self._optimizers():
+                rate = float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+                optimizer.learning_rate.assign(rate * self.lr_factor)
+                event["learning_rates"][role] = [rate, rate * self.lr_factor]
         # Snapshots after the restored one belong to the abandoned trajectory (their files go
         # too); the restored one is rewritten below with the new coefficient.
         self._drop_snapshots([(s, p) for s, p in self._snapshots if s >= restored_step])

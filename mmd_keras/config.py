@@ -156,6 +156,8 @@ class RunConfig:
     collapse_patience: int = _field(2, "training", _C + "alarms in a row that declare one.")
     collapse_factor: float = _field(10.0, "training", _C + "coefficient multiplier (> 1).")
     collapse_max_recoveries: int = _field(3, "training", _C + "recoveries, then exit 1.")
+    collapse_lr_factor: float = _field(1.0, "training", _C + "learning-rate multiplier per recovery "
+                                       "(0 < f <= 1; 1 = paper 2's recipe, the coefficient only).")
     # Distribution.
     strategy: str = _field("default", "distribution", f"tf.distribute strategy, one of "
                            f"{STRATEGIES}.")
@@ -313,6 +315,7 @@ def validate(config):
         _check_int(config, flag, minimum)
     for flag in ("collapse_condition_growth", "collapse_factor"):
         _check_float(config, flag, 1.0, low_open=True)
+    _check_float(config, "collapse_lr_factor", 0.0, 1.0, low_open=True)
     if config.collapse_scale_drop != 0:
         _check_float(config, "collapse_scale_drop", 1.0, low_open=True)
     if config.collapse_snapshot_every % config.collapse_check_every:

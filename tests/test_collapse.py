@@ -373,3 +373,41 @@ def test_recovery_raises_the_gradient_penalty_weight_of_mmd_gp_and_it_is_saved(t
     items = dict(fresh.checkpoint_items(), collapse_coefficient=fresh.loss_object.gradient_penalty_weight_variable)
     tf.train.Checkpoint(**items).read(recovery._snapshots[-1][1]).assert_existing_objects_matched()
     assert fresh.loss_object.gradient_penalty_weight == pytest.approx(5.0) and int(fresh.step.numpy()) == 8
+
+
+def test_lr_factor_lowers_both_learning_rates_at_a_recovery_and_nothing_else(tmp_path):
+    model = tiny_model()
+    # As the restore-and-raise test: collapse declared at step 12 (onset 10), restore step 8.
+    recovery = Scripted({10: 500.0, 12: 500.0}, rule=CollapseRule(patience=2), check_every=2,
+                        snapshot_every=4, factor=10.0, lr_factor=0.25, directory=str(tmp_path / "snap"),
+                        print_fn=None)
+    capture = Capture({8})
+    model.fit(tiny_data(), epochs=1, steps_per_epoch=12, verbose=0, callbacks=[capture, recovery])
+    after, before = state_values(model), capture.values[8]
+    changed = sorted(k for k in after if not np.array_equal(after[k], before[k]))
+    rates = [k for k in changed if "learning_rate" in k]
+    assert len(rates) == 2 and len(changed) == 3 and any(k.startswith("loss_variables/0/") for k in changed), changed
+    for role in ("generator", "critic"):
+        rate = float(getattr(model, f"{role}_optimizer").learning_rate.numpy())
+        assert rate == pytest.approx(1e-2 * 0.25)
+        assert recovery.events[0]["learning_rates"][role] == pytest.approx([1e-2, 2.5e-3])
+    # The rewritten snapshot holds the lowered rates (a resumed run keeps them).
+    fresh = tiny_model(seed=5)
+    tf.train.Checkpoint(**fresh.checkpoint_items()).read(recovery._snapshots[-1][1])
+    assert float(fresh.critic_optimizer.learning_rate.numpy()) == pytest.approx(2.5e-3)
+
+
+@pytest.mark.parametrize("lr_factor", [0.0, 1.5, True])
+def test_lr_factor_must_be_in_the_unit_interval(lr_factor):
+    with pytest.raises(ValueError, match="Expected `lr_factor`"):
+        CollapseRecovery(lr_factor=lr_factor)
+
+
+def test_lr_factor_refuses_a_learning_rate_schedule():
+    model = tiny_model()
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-2, 10, 0.5)
+    model.compile(generator_optimizer=keras.optimizers.Adam(schedule), critic_optimizer=keras.optimizers.Adam(1e-2),
+                  loss=losses.get("smmd"))
+    with pytest.raises(ValueError, match="constant learning rate"):
+        model.fit(tiny_data(), epochs=1, steps_per_epoch=2, verbose=0,
+                  callbacks=[CollapseRecovery(lr_factor=0.5, print_fn=None)])

@@ -22,6 +22,11 @@ SMOKE = ["--config=smoke", "--export=false"]
 FIRING = ["--loss=smmd", "--critic_output_dim=1", "--collapse_recovery", "--collapse_check_every=2",
           "--collapse_snapshot_every=2", "--collapse_condition_growth=1.0001",
           "--collapse_scale_drop=1.0001", "--collapse_patience=1", "--collapse_max_recoveries=1"]
+# The SMMD scale alone: the first decrease of σ² trips (step 10); after the recovery the restored
+# trajectory inherits the σ² reference divided by the factor (10) and the raised coefficient's
+# σ² stays above it, so it fires once.
+FIRING_ONCE = FIRING[:5] + ["--collapse_condition_growth=1e9", "--collapse_scale_drop=1.0001",
+                            "--collapse_patience=1", "--collapse_max_recoveries=1"]
 
 
 def _launch(*args, cwd):
@@ -37,6 +42,8 @@ def _launch(*args, cwd):
     (["--collapse_patience=0"], "collapse_patience"),
     (["--collapse_factor=1"], "collapse_factor"),
     (["--collapse_max_recoveries=-1"], "collapse_max_recoveries"),
+    (["--collapse_lr_factor=0"], "collapse_lr_factor"),
+    (["--collapse_lr_factor=1.5"], "collapse_lr_factor"),
     (["--collapse_recovery", "--steps_per_execution=2", "--collapse_check_every=3",
       "--collapse_snapshot_every=3"], "collapse_check_every"),
 ])
@@ -75,7 +82,7 @@ def _step(path):
 @pytest.mark.slow
 def test_recovery_in_a_launcher_run_reaches_steps_and_survives_resume(tmp_path):
     workdir = tmp_path / "run"
-    result = _launch(f"--workdir={workdir}", "--steps=12", *FIRING, cwd=tmp_path)
+    result = _launch(f"--workdir={workdir}", "--steps=12", *FIRING_ONCE, "--collapse_lr_factor=0.5", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Collapse recovery 1/1" in result.stdout
     assert "Trained to generator step 12" in result.stdout
@@ -86,6 +93,10 @@ def test_recovery_in_a_launcher_run_reaches_steps_and_survives_resume(tmp_path):
     assert event["step_restored"] < event["onset_step"] <= event["step_detected"]
     # The SMMD default coefficient is 10 (paper 2's λ-like weight), raised x10 (the default factor).
     assert (event["old_coefficient"], event["new_coefficient"]) == (10.0, 100.0)
+    # --collapse_lr_factor reached the callback: both rates halved at the recovery.
+    for role in ("generator", "critic"):
+        old, new = event["learning_rates"][role]
+        assert new == pytest.approx(old * 0.5) and old > 0
     latest = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
     assert _step(latest) == 12 and _coefficient(latest) == 100.0
     # The resumed run (recovery on, default thresholds) continues with the raised coefficient.

@@ -239,7 +239,7 @@ def build_collapse_recovery(config, model, checkpoints, paths, writer, print_fn)
     return collapse.CollapseRecovery(
         rule=rule, check_every=config.collapse_check_every,
         snapshot_every=config.collapse_snapshot_every, factor=config.collapse_factor,
-        max_recoveries=config.collapse_max_recoveries,
+        max_recoveries=config.collapse_max_recoveries, lr_factor=config.collapse_lr_factor,
         directory=fileio.join(paths["checkpoints"], "collapse"),
         checkpoint=checkpoints.checkpoint, run_manager=checkpoints.manager, writer=writer,
         path=fileio.join(paths["workdir"], COLLAPSE_FILE), print_fn=print_fn)
