@@ -33,6 +33,15 @@ STATE_FILE = "checkpoint"
 PREFIX = "ckpt"
 UNREADABLE_SUFFIX = ".unreadable"
 _LISTED = 8  # names listed in a message before "... and N more"
+#: Variables whose +inf is a legitimate value, not corruption: the evaluation callback's
+#: ``best_metric`` is +inf until the first evaluation (a checkpoint may come first: the digits
+#: default checkpoints every 500 steps and evaluates every 1,000). NaN and -inf still fail.
+INF_ALLOWED = ("best_metric",)
+
+
+def _inf_allowed(name):
+    """Whether the variable ``name`` (a checkpoint key or ``<item>/<path>``) may hold +inf."""
+    return name.replace("/.ATTRIBUTES/VARIABLE_VALUE", "").rstrip("/").split("/")[-1] in INF_ALLOWED
 
 
 class CheckpointError(ConfigError):
@@ -103,8 +112,12 @@ def non_finite(items):
               if tf.as_dtype(v.dtype).is_floating]
     if not floats:
         return []
-    finite = tf.stack([tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v)))
-                       for _, v in floats]).numpy()
+    def ok(name, v):
+        v = tf.convert_to_tensor(v)
+        finite = tf.math.is_finite(v)
+        return tf.reduce_all(finite | (v == np.inf) if _inf_allowed(name) else finite)
+
+    finite = tf.stack([ok(name, v) for name, v in floats]).numpy()
     return [name for (name, _), ok in zip(floats, finite) if not ok]
 
 
@@ -176,7 +189,7 @@ def inspect(path):
             shards = tf.io.gfile.glob(f"{path}.data-*")
             return (f"data file {', '.join(shards) or path + '.data-*'} unreadable or "
                     f"truncated ({_first_line(error)}; tensor {key})")
-        if dtype.is_floating and not np.all(np.isfinite(value)):
+        if dtype.is_floating and not np.all(np.isfinite(value) | ((value == np.inf) & _inf_allowed(key))):
             bad.append(key.replace("/.ATTRIBUTES/VARIABLE_VALUE", ""))
     if bad:
         return f"{len(bad)} tensor(s) hold NaN/Inf ({_listing(bad)})"

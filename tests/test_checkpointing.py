@@ -72,6 +72,26 @@ def test_non_finite_names_every_kind_of_variable():
     assert error.value.names == bad and "moving_variance" in str(error.value)
 
 
+def test_best_metric_may_be_inf_before_the_first_evaluation_but_not_nan(tmp_path):
+    from mmd_keras.evaluation.callback import _EvaluationState
+
+    state = _EvaluationState()  # best_metric = +inf: no evaluation yet
+    items = {**_items(), "evaluation_state": state}
+    assert checkpointing.non_finite(items) == []
+    path = tf.train.CheckpointManager(tf.train.Checkpoint(**items), str(tmp_path), 2).save(checkpoint_number=5)
+    assert checkpointing.inspect(path) is None
+    # NaN (and -inf) there is corruption like anywhere else; +inf elsewhere too.
+    for value, where in ((np.nan, "evaluation_state/best_metric"), (-np.inf, "evaluation_state/best_metric")):
+        state.best_metric.assign(value)
+        assert checkpointing.non_finite(items) == [where]
+        bad = tf.train.CheckpointManager(tf.train.Checkpoint(**items), str(tmp_path / "bad"), 2).save(
+            checkpoint_number=6)
+        assert "evaluation_state/best_metric" in checkpointing.inspect(bad)
+    state.best_metric.assign(np.inf)
+    items["generator"].layers[1].kernel.assign(np.full((3, 4), np.inf, np.float32))
+    assert checkpointing.non_finite(items) == [f"generator/{items['generator'].layers[1].kernel.path}"]
+
+
 def test_clean_directory_restores_the_newest(tmp_path):
     _saved_run(tmp_path)
     items, manager, restored, messages = _reopen(tmp_path)

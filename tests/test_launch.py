@@ -253,6 +253,21 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
     assert not (tmp_path / "saved_models").exists()
 
 
+def test_checkpoints_before_the_first_evaluation_are_written_and_resume(tmp_path):
+    # The digits default checkpoints every 500 steps and evaluates every 1,000: the first
+    # checkpoint holds the evaluation state before any evaluation (best KID = +inf, no NaN).
+    workdir = tmp_path / "run"
+    flags = [f"--flagfile={SMOKE}", f"--workdir={workdir}", "--export=false", "--evaluate=true",
+             "--eval_every=12", "--eval_num_samples=64", "--kid_subsets=2", "--kid_subset_size=32"]
+    result = _launch(*flags, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    reader = tf.train.load_checkpoint(str(workdir / "checkpoints" / "ckpt-8"))
+    assert reader.get_tensor("evaluation_state/best_metric/.ATTRIBUTES/VARIABLE_VALUE") == np.inf
+    resumed = _launch(*flags, "--steps=16", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert "Resuming from" in resumed.stdout and "skipped" not in resumed.stdout
+
+
 @pytest.mark.slow
 def test_multi_worker_launch_on_loopback(tmp_path, free_ports):
     """Two `--strategy=multi_worker` launcher processes on 127.0.0.1 sharing one --workdir:
