@@ -4,6 +4,7 @@ Run from the repository root::
 
     python -m benchmarks.profile_step                       # Table S1 joint MMD-rep step, graph
     python -m benchmarks.profile_step --case mmd_rep/c1 --xla
+    python -m benchmarks.profile_step --case paper1_mnist           # paper 1's MNIST step (benchmarks.peer)
 
 Traces one warmed-up step with ``tf.profiler.experimental`` and converts the trace with the
 profiler's own ``framework_op_stats`` tool (the table TensorBoard's profile plugin shows). Self
@@ -77,11 +78,20 @@ def breakdown(rows):
             for k, v in sorted(out.items(), key=lambda item: -item[1])}
 
 
+#: Paper 1's MNIST step (``benchmarks.peer.paper1_step``: 5 critic steps, witness GP + L2, 32 px).
+PAPER1_CASE = "paper1_mnist"
+
+
 def run(case_name, jit):
-    loss, schedule = case_name.split("/")
-    case = dict(loss=loss, critic_steps=int(schedule[1:]) if schedule.startswith("c") else 1, jit=jit,
-                sn_mode="pico", batch=64, small_critic=False, joint=schedule == "joint")
-    step, real = train_step.build_step(case)
+    if case_name == PAPER1_CASE:
+        from benchmarks import peer
+
+        step, real = peer.paper1_step("auto", jit=jit)
+    else:
+        loss, schedule = case_name.split("/")
+        case = dict(loss=loss, critic_steps=int(schedule[1:]) if schedule.startswith("c") else 1, jit=jit,
+                    sn_mode="pico", batch=64, small_critic=False, joint=schedule == "joint")
+        step, real = train_step.build_step(case)
     for _ in range(2):
         step(real)["generator_loss"].numpy()
     start = time.perf_counter()
@@ -106,7 +116,7 @@ def print_report(record):
 
 def main(argv=None):
     parser = common.base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--case", default="mmd_rep/joint", help="LOSS/joint or LOSS/cN (N critic steps)")
+    parser.add_argument("--case", default="mmd_rep/joint", help="LOSS/joint or LOSS/cN (N critic steps) on Table S1's networks, or paper1_mnist")
     parser.add_argument("--xla", action="store_true")
     args = parser.parse_args(argv)
     loss, _, schedule = args.case.partition("/")
