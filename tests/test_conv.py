@@ -168,9 +168,14 @@ def test_auto_resolves_per_device_kind_and_switch():
     assert layer.resolved_implementation == expected and "implementation" not in layer.get_config()
     try:
         conv.set_default_implementation("phases")
-        layer = conv.Conv2D(2, 4, strides=2, padding="same")
-        layer.build((None, 6, 6, 4))
+        layer = conv.Conv2D(64, 4, strides=2, padding="same")
+        layer.build((None, 6, 6, 64))
         assert layer.resolved_implementation == "phases"
+        # Fewer than PHASES_MIN_CHANNELS (64) on either side: TF's kernel (measured faster).
+        for c_in, filters in ((4, 2), (32, 64), (64, 32)):
+            small = conv.Conv2DTranspose(filters, 4, strides=2, padding="same")
+            small.build((None, 6, 6, c_in))
+            assert small.resolved_implementation == "native", (c_in, filters)
         dilated = conv.Conv2D(2, 3, dilation_rate=2, padding="same")  # not covered: native
         dilated.build((None, 6, 6, 4))
         assert dilated.resolved_implementation == "native"

@@ -215,6 +215,12 @@ def _phases_supported(layer):
 #: output layer, a critic's first layer): there Eigen's Conv2DBackpropInput is fast (1.5× the
 #: forward rate for 64 → 1 channel, 16 → 32 px) and the phases slow (0.3×).
 IMAGE_CHANNELS = 3
+#: "auto" keeps TF's kernel for layers with fewer channels than this on either side: the
+#: phases' extra ops (one convolution per phase, pads, depth_to_space) cost more than Eigen's
+#: kernel loses on small layers. Measured with Eigen kernels, one process, round-robin (README
+#: "Performance"): threshold 0 / 64 / 128 — digits default step 67 → 46 ms (0 → 64), paper 1's
+#: MNIST step 1.17 → 1.01 s (0 → 64) and 0.79 → 1.05 s (64 → 128). 0 = no threshold.
+PHASES_MIN_CHANNELS = 64
 
 
 def _image_side_channels(layer):
@@ -222,6 +228,12 @@ def _image_side_channels(layer):
     Conv2DTranspose (c_out) alike; large when the layer is not built yet."""
     kernel = getattr(layer, "kernel", None)
     return int(kernel.shape[2]) if kernel is not None else IMAGE_CHANNELS + 1
+
+
+def _min_channels(layer):
+    """The smaller of a built conv layer's input and output channels (large when not built)."""
+    kernel = getattr(layer, "kernel", None)
+    return min(int(kernel.shape[2]), int(kernel.shape[3])) if kernel is not None else 1 << 30
 
 
 def layer_implementation(layer, implementation="auto"):
@@ -233,7 +245,8 @@ def layer_implementation(layer, implementation="auto"):
     channels_first); an explicit ``"phases"`` on the latter raises ``ValueError``.
     """
     choice = default_implementation() if implementation == "auto" else implementation
-    if implementation == "auto" and choice == "phases" and _image_side_channels(layer) <= IMAGE_CHANNELS:
+    if implementation == "auto" and choice == "phases" and (
+            _image_side_channels(layer) <= IMAGE_CHANNELS or _min_channels(layer) < PHASES_MIN_CHANNELS):
         choice = "native"
     if choice == "phases" and not _phases_supported(layer):
         if implementation == "phases":
