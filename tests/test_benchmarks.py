@@ -348,10 +348,17 @@ def test_paper1_peer_step_replays_the_librarys_train_step():
         for name, value in torch_net.state_dict().items():
             if name.endswith(("running_var", "num_batches_tracked")):  # PyTorch's unbiased running variance
                 continue
-            # A bias right before batch norm has gradient 0 up to round-off, which Adam's first
-            # steps (≈ lr·sign(g)) turn into updates of either sign: bounded by lr there.
-            atol = 1e-4 if name.startswith("ups.deconv") and name.endswith(".bias") else 2e-5
-            np.testing.assert_allclose(value.numpy(), expected[name].numpy(), atol=atol, err_msg=name)
+            # Adam's first steps move each weight by ≈ lr·sign(g): where a gradient is at
+            # round-off level (a bias right before batch norm has gradient 0; a few entries of
+            # other tensors, depending on the threads' summation order) the sign is either, so
+            # such entries may differ by up to 2·lr (lr = 1e-4). Everything else agrees to 2e-5:
+            # at most 0.1 % of a tensor's entries may be off (the break-checks — no clipping,
+            # 4 critic steps — put 1.7 % and 5.3 % of them off).
+            actual, desired = value.numpy(), expected[name].numpy()
+            off = np.abs(actual - desired) > 2e-5 + 1e-7 * np.abs(desired)
+            bias_before_bn = name.startswith("ups.deconv") and name.endswith(".bias")
+            assert bias_before_bn or off.mean() <= 1e-3, (name, off.mean())
+            np.testing.assert_allclose(actual, desired, atol=2.5e-4, err_msg=name)
     np.testing.assert_allclose([peer.losses[-2].item(), peer.losses[-1].item()],
                                [float(logs["critic_loss"]), float(logs["generator_loss"])], rtol=5e-4)
 
