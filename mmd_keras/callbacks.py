@@ -275,6 +275,29 @@ def _learning_rate(optimizer):
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
+def learning_rate_variables(model, purpose):
+    """``[(role, variable)]`` of the generator's and critic's learning rates, for callbacks that
+    change them (the adaptive learning rate, collapse recovery); a variable shared by both roles
+    (one optimizer for both) is listed once, so it is changed once.
+
+    Raises:
+        ValueError: an optimizer's learning rate is not a variable (a ``LearningRateSchedule``);
+            ``purpose`` names what needs it in the message.
+    """
+    variables, seen = [], set()
+    for role in ("generator", "critic"):
+        name = f"{role}_optimizer"
+        learning_rate = getattr(getattr(model, name, None), "learning_rate", None)
+        if not hasattr(learning_rate, "assign"):
+            raise ValueError(
+                f"Expected `model.{name}` with a constant learning rate (a float held in a variable, "
+                f"not a LearningRateSchedule) for {purpose}. Received: `{name}.learning_rate={learning_rate!r}`")
+        if id(learning_rate) not in seen:
+            seen.add(id(learning_rate))
+            variables.append((role, learning_rate))
+    return variables
+
+
 def _unlogged_learning_rates(model, logs):
     """``[(role, rate)]`` of the optimizers whose rate the train step did not log itself
     (MMDGAN logs ``generator_lr``/``critic_lr``): each scalar gets one tag."""

@@ -60,7 +60,10 @@ import numpy as np
 import tensorflow as tf
 
 from mmd_keras import diagnostics
-from mmd_keras.callbacks import current_step
+from mmd_keras.callbacks import current_step, learning_rate_variables
+
+
+_LR_FACTOR = "`lr_factor` < 1 (a schedule cannot be scaled)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,13 +316,8 @@ class CollapseRecovery(keras.callbacks.Callback):
             self._coefficient = None
             return
         self._coefficient = regularization_variable(self.model.loss_object)
-        if self.lr_factor != 1.0:
-            for _, optimizer in self._optimizers():
-                if isinstance(getattr(optimizer, "_learning_rate", None),
-                              keras.optimizers.schedules.LearningRateSchedule):
-                    raise ValueError("Expected optimizers with a constant learning rate for `lr_factor` < 1 "
-                                     f"(a schedule cannot be scaled). Received: `learning_rate="
-                                     f"{getattr(optimizer, '_learning_rate', None)!r}`")
+        if self.lr_factor != 1.0:  # fail before training, not at the first recovery
+            learning_rate_variables(self.model, _LR_FACTOR)
         if self.checkpoint is None:
             items = dict(self.model.checkpoint_items())
             if not any(v is self._coefficient[1] for v in items.get("loss_variables", [])):
@@ -331,9 +329,6 @@ class CollapseRecovery(keras.callbacks.Callback):
             self._temporary = directory = tempfile.mkdtemp(prefix="collapse_snapshots_")
         tf.io.gfile.makedirs(directory)
         self._prefix = os.path.join(directory, "snapshot")
-
-    def _optimizers(self):
-        return [("generator", self.model.generator_optimizer), ("critic", self.model.critic_optimizer)]
 
     def _snapshot(self, step):
         if not self.recover:
@@ -452,9 +447,9 @@ class CollapseRecovery(keras.callbacks.Callback):
             # After the restore (which brought back the snapshot's rates), so the lowered rates
             # are those of the rewritten snapshot below and of the run's checkpoint.
             event["learning_rates"] = {}
-            for role, optimizer in self._optimizers():
-                rate = float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate)))
-                optimizer.learning_rate.assign(rate * self.lr_factor)
+            for role, variable in learning_rate_variables(self.model, _LR_FACTOR):
+                rate = float(variable.numpy())
+                variable.assign(rate * self.lr_factor)
                 event["learning_rates"][role] = [rate, rate * self.lr_factor]
         # Snapshots after the restored one belong to the abandoned trajectory (their files go
         # too); the restored one is rewritten below with the new coefficient.

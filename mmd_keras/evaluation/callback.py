@@ -11,19 +11,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmd_keras.callbacks import learning_rate_variables
 from mmd_keras.evaluation import metrics, similarity
 from mmd_keras.evaluation.adaptive_lr import AdaptiveLearningRate, check_int
 
 
-def _learning_rate_variable(optimizer, name):
-    learning_rate = getattr(optimizer, "learning_rate", None)
-    if not hasattr(learning_rate, "assign"):
-        raise ValueError(
-            f"Expected `model.{name}` with a variable learning rate (a float, not a "
-            "LearningRateSchedule) for the adaptive learning rate. "
-            f"Received: `{name}.learning_rate={learning_rate!r}`"
-        )
-    return learning_rate
+_ADAPTIVE = "the adaptive learning rate"
 
 
 class _EvaluationState(tf.Module):
@@ -148,12 +141,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         return int(np.asarray(step.numpy() if hasattr(step, "numpy") else step))
 
     def _decay(self):
-        seen = set()
-        for name in ("generator_optimizer", "critic_optimizer"):
-            variable = _learning_rate_variable(getattr(self.model, name, None), name)
-            if id(variable) not in seen:
-                seen.add(id(variable))
-                variable.assign(self.scheduler.decayed(variable.numpy()))
+        for _, variable in learning_rate_variables(self.model, _ADAPTIVE):
+            variable.assign(self.scheduler.decayed(variable.numpy()))
         for variable in self.coefficient_variables:
             variable.assign(self.scheduler.decayed(variable.numpy(), self.min_coefficient))
 
@@ -200,8 +189,7 @@ class EvaluationCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if self.scheduler is not None:  # fail before training, not at the first decay
-            for name in ("generator_optimizer", "critic_optimizer"):
-                _learning_rate_variable(getattr(self.model, name, None), name)
+            learning_rate_variables(self.model, _ADAPTIVE)
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._current_step()
