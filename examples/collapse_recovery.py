@@ -53,12 +53,12 @@ RUNS = ("collapsed", "recovered", "recovered_lr", "healthy_default", "healthy_sn
 DEFAULT_STEPS, QUICK_STEPS = 400, 24
 NETWORKS = dict(image_size=16, latent_dim=32, batch_size=64, critic_output_dim=16, adam_beta2=0.999,
                 critic_schedule="joint")
+#: The collapse recipe: SMMD, no SN, coefficient 1, learning rates ×40.
+COLLAPSE = dict(loss="smmd", coefficient=1.0, sn_mode="none", critic_lr=2e-2, generator_lr=8e-3)
 RECIPES = {
-    # The collapse recipe: SMMD, no SN, coefficient 1, learning rates ×40.
-    "collapsed": dict(loss="smmd", coefficient=1.0, sn_mode="none", critic_lr=2e-2, generator_lr=8e-3),
-    "recovered": dict(loss="smmd", coefficient=1.0, sn_mode="none", critic_lr=2e-2, generator_lr=8e-3),
-    # Beyond paper 2's recipe: each recovery also halves both learning rates (`lr_factor`).
-    "recovered_lr": dict(loss="smmd", coefficient=1.0, sn_mode="none", critic_lr=2e-2, generator_lr=8e-3),
+    # The same runs watched only, recovered (paper 2's recipe), and recovered with both learning
+    # rates also halved at each recovery (`lr_factor`, beyond the paper).
+    "collapsed": COLLAPSE, "recovered": COLLAPSE, "recovered_lr": COLLAPSE,
     # Healthy: the offline default (configs/digits.cfg) and SN-SMMD on the same networks.
     "healthy_default": dict(loss="repulsive", sn_mode="pim", critic_lr=5e-4, generator_lr=2e-4),
     "healthy_sn_smmd": dict(loss="smmd", coefficient=10.0, sn_mode="pim", critic_lr=5e-4, generator_lr=2e-4),

@@ -112,12 +112,12 @@ def non_finite(items):
               if tf.as_dtype(v.dtype).is_floating]
     if not floats:
         return []
-    def ok(name, v):
+    def all_allowed(name, v):
         v = tf.convert_to_tensor(v)
         finite = tf.math.is_finite(v)
         return tf.reduce_all(finite | (v == np.inf) if _inf_allowed(name) else finite)
 
-    finite = tf.stack([ok(name, v) for name, v in floats]).numpy()
+    finite = tf.stack([all_allowed(name, v) for name, v in floats]).numpy()
     return [name for (name, _), ok in zip(floats, finite) if not ok]
 
 
