@@ -1,4 +1,5 @@
-"""Paper 1's Table 3 (MNIST) reproduced at a 2-core CPU's scale, side by side with the paper (issue 15).
+"""Paper 1's Table 3 (MNIST) at a 2-core CPU's scale, every row with the same constant
+learning rates and several seeds, side by side with the paper.
 
 Bińkowski et al., "Demystifying MMD GANs" (ICLR 2018), §5 and Appendix F, Table 3: six critic
 losses on MNIST at 28 px with paper 1's DCGAN (critic size 16: filters 16, 32, 64, 128), scored
@@ -15,37 +16,49 @@ cramer      Cramér GAN (surrogate critic)                                  256 
 wgan_gp     WGAN-GP                                                        1       10
 ==========  =============================================================  ======  ========
 
-Common to every row (paper 1, §5; ``configs/mnist_mmd_rqstar.cfg``): latents U[-1, 1]¹⁰⁰,
-Adam(1e-4, β = (0.5, 0.9)) for both networks, batch 64, 5 critic steps per generator step,
-per-tensor gradient clipping to 1, and the KID-test adaptive learning rate (§4.1): every 500 of
-50,000 generator steps the three-sample relative-similarity test compares the model with the
-one 5,000 steps earlier; after 3 failures in a row both rates are halved. Scores follow §5:
-KID from 100 subsets of 1,000 without replacement, FID and IS from 10 bootstrap resamplings
-(:mod:`mmd_keras.evaluation.protocol`), on LeNet features (:mod:`mmd_keras.evaluation.lenet`).
+Common to every row (paper 1, §5 and its official code; ``docs/paper1_mnist_settings.md`` lists
+every setting beside the paper's and the official code's): latents U[-1, 1]¹⁰⁰, Adam(1e-4,
+β = (0.5, 0.9)) for both networks, batch 64, 5 critic steps per generator step, a fresh real
+batch for every critic step and for the generator step (``datasets.build_dataset(...,
+batches_per_step=6)``, as the official input queue), per-tensor gradient clipping to 1, the
+official code's initialization (N(0, 0.02²) convolutions, N(0, 0.01²) linear layers) and
+batch-norm momentum 0.9.
 
-Scale. ``--paper_scale`` runs the paper unchanged (generator widths 512, 256, 128, 64; 50,000
-steps; 100,000 generated images; evaluation every 500 steps) — for a GPU. The default is scaled
-down for a 2-core CPU: generator widths 128, 64, 32, 16 (a quarter), :data:`SCALED_STEPS`
-generator steps per row sized by measurement: before training, one generator step of every
-row is timed (:func:`measure`) and the steps are chosen so that the runs' training fits
-:data:`TRAINING_SHARE` of ``--budget_hours`` (default 2 h; at most :data:`SCALED_MAX_STEPS`);
-the evaluation cadence is kept at 1/100 of the run with the same lag of 10 evaluations (the
-paper's 500 / 5,000 of 50,000); 10,000 generated images are scored against the 10,000 test
-images. ``--steps`` and ``--generator_width`` override it. The record states the scale-down,
-the measured seconds per generator step and the load average.
+Learning rates are **constant** for every row. Paper 1's KID-test schedule tests every 500
+generator steps against the model 10 evaluations (5,000 steps) earlier, so its first test comes
+at step 5,000: a run shorter than that has a constant learning rate under the paper's protocol.
+(A scaled-down schedule that tests far more often decides the ranking by itself: the number of
+halvings it made ordered all rows of an earlier run of this study exactly.)
+
+Scores follow §5: KID from 100 subsets of 1,000 without replacement, FID and IS from 10
+bootstrap resamplings (:mod:`mmd_keras.evaluation.protocol`), on LeNet features
+(:mod:`mmd_keras.evaluation.lenet`). Every row runs every seed; the table gives the seed mean ±
+SD, and for each ordering of paper 1's table whether the seeds separate it (every seed of one
+row beats every seed of the other).
+
+Scale. ``--paper_scale`` runs the paper's sizes (generator widths 512, 256, 128, 64; 50,000
+steps; 100,000 generated images) — for a GPU. The default is scaled down for a 2-core CPU:
+generator widths 128, 64, 32, 16 (a quarter), ``--steps`` generator steps (default
+:data:`SCALED_STEPS`), 10,000 generated images, a KID curve from 10 evaluations per run.
+
+Several processes can share one ``--out``: each claims the next (row, seed) job not yet claimed
+(seed-major order, so an interrupted study still has every row at the same seeds), writes
+``runs/<row>_s<seed>.json``, and the last to finish writes the table. ``--collect`` rewrites
+the table from the finished jobs.
 
 Usage::
 
     python examples/mnist_table3.py --data_dir ../shared/data/mnist --out runs/mnist_table3
-    python examples/mnist_table3.py --data_dir DIR --out runs/t3_gpu --paper_scale
+    taskset -c 0 python examples/mnist_table3.py --data_dir DIR --out OUT &   # two workers,
+    taskset -c 1 python examples/mnist_table3.py --data_dir DIR --out OUT &   # one per core
     python examples/mnist_table3.py --data_dir DIR --out /tmp/t3 --quick     # a minute-sized check
-    python examples/mnist_table3.py --data_dir DIR --out /tmp/t3 --measure   # time one step per row
 
-Writes ``mnist_table3.json`` (every number and setting), ``mnist_table3.md`` (the table beside
-paper 1's), ``mnist_table3_samples.png`` (a grid per row) and ``mnist_table3_kid.png`` (KID over
-training per row, paper 1 Figure 2's analogue) into ``--out``.
+Writes ``mnist_table3.json`` (every number, setting, seed, step time and the machine),
+``mnist_table3.md`` (the table beside paper 1's and the verdicts), ``mnist_table3_samples.png``
+and ``mnist_table3_kid.png`` (KID over training, every seed) into ``--out``.
 """
 
+import itertools
 import math
 import os
 import sys
@@ -70,16 +83,16 @@ PAPER_TABLE3 = {
 LABELS = {"rq": "MMD rq*", "rbf": "MMD rbf", "dot": "MMD dot", "dist": "MMD dist",
           "cramer": "Cramér GAN", "wgan_gp": "WGAN-GP"}
 CRITIC_WIDTHS = (16, 32, 64, 128)  # critic size 16
-PAPER = dict(generator_width=64, steps=50_000, num_generated=100_000, eval_every=500,
-             eval_samples=2048)
-SCALED_WIDTH, SCALED_MAX_STEPS, BUDGET_HOURS = 16, 20_000, 2.0
-#: Share of the budget given to training steps; the rest is evaluation, scoring and start-up.
-TRAINING_SHARE = 0.75
+PAPER = dict(generator_width=64, steps=50_000, num_generated=100_000)
+SCALED_WIDTH, SCALED_STEPS = 16, 500
 QUICK = dict(generator_width=8, steps=40, num_generated=500, eval_samples=200, bootstraps=3,
              kid_subsets=10)
 COMMON = dict(image_size=28, latent_dim=100, batch_size=64, critic_steps=5, learning_rate=1e-4,
-              adam_beta1=0.5, adam_beta2=0.9, clip_norm=1.0, lag=10, max_failures=3,
-              lr_factor=0.5, num_reference=10_000)
+              adam_beta1=0.5, adam_beta2=0.9, clip_norm=1.0, learning_rate_schedule="constant",
+              num_reference=10_000, curve_points=10)
+#: Settings of the official MNIST run that this study follows by default (each has a flag).
+OFFICIAL = dict(initialization="paper1_official", bn_momentum=0.9, fresh_real_batches=True)
+METRICS = (("is", "inception_score", 2), ("fid", "fid", 3), ("kid", "kid", 4))
 
 
 def row_settings(row):
@@ -104,7 +117,8 @@ def row_settings(row):
     raise ValueError(f"Expected a row among {ROWS}. Received: `row={row!r}`")
 
 
-def build_model(row, seed, generator_width, learning_rate=COMMON["learning_rate"]):
+def build_model(row, seed, generator_width, learning_rate=COMMON["learning_rate"],
+                initialization=OFFICIAL["initialization"], bn_momentum=OFFICIAL["bn_momentum"]):
     """Paper 1's DCGAN pair at 28 px (critic size 16) and the row's loss, seeded."""
     import keras
 
@@ -116,9 +130,10 @@ def build_model(row, seed, generator_width, learning_rate=COMMON["learning_rate"
     loss = losses.get(loss_name, **params, **({"kernel": kernel} if kernel is not None else {}))
     w = int(generator_width)
     generator = networks.build_generator("dcgan_p1", image_size=28, channels=1,
-                                         latent_dim=COMMON["latent_dim"], widths=(8 * w, 4 * w, 2 * w, w))
+                                         latent_dim=COMMON["latent_dim"], widths=(8 * w, 4 * w, 2 * w, w),
+                                         initialization=initialization, bn_momentum=bn_momentum)
     critic = networks.build_critic("dcgan_p1", image_size=28, channels=1, widths=CRITIC_WIDTHS,
-                                   output_dim=output_dim)
+                                   output_dim=output_dim, initialization=initialization)
     model = MMDGAN(generator, critic, latent_distribution="uniform", critic_schedule="fixed",
                    critic_steps=COMMON["critic_steps"], clip_norm=COMMON["clip_norm"], seed=seed)
 
@@ -160,20 +175,23 @@ class Scorer:
 
 
 def train_row(row, seed, scale, scorer, log):
-    """Trains one row; returns its record (scores, curve, seconds) and 64 samples."""
+    """Trains one (row, seed) job; returns its record (scores, curve, timings) and 64 samples."""
     from mmd_keras import datasets
     from mmd_keras.evaluation.callback import EvaluationCallback
 
     watch = study_utils.Stopwatch()
-    model = build_model(row, seed, scale["generator_width"])
+    load_at_start = os.getloadavg()
+    model = build_model(row, seed, scale["generator_width"], initialization=scale["initialization"],
+                        bn_momentum=scale["bn_momentum"])
     eval_samples = min(scale["eval_samples"], len(scorer.test_features))
+    # KID curve only: constant learning rates (adaptive_lr=False), no decision is taken.
     callback = EvaluationCallback(
         scorer.test_features, scorer.extractor, every_n_steps=scale["eval_every"],
         num_samples=eval_samples, kid_subsets=10, kid_subset_size=min(1000, eval_samples),
-        adaptive_lr=True, test_samples=eval_samples, lag=COMMON["lag"],
-        max_failures=COMMON["max_failures"], factor=COMMON["lr_factor"], seed=seed)
+        adaptive_lr=False, seed=seed)
+    batches_per_step = model.real_batches_per_step if scale["fresh_real_batches"] else 1
     dataset = datasets.build_dataset("mnist", "train", image_size=28, batch_size=COMMON["batch_size"],
-                                     data_dir=scorer.data_dir, seed=seed)
+                                     data_dir=scorer.data_dir, seed=seed, batches_per_step=batches_per_step)
     train_start = time.perf_counter()
     history = model.fit(dataset, epochs=1, steps_per_epoch=scale["steps"], callbacks=[callback],
                         verbose=0)
@@ -182,52 +200,102 @@ def train_row(row, seed, scale, scorer, log):
     images = model.generate(scale["num_generated"], seed=10_000 + seed)
     scores = scorer.score(images, seed=seed)
     record = {"row": row, "seed": seed, **scores, "finite_losses": finite,
+              "real_batches_per_step": batches_per_step,
+              "generator_lr_at_end": float(model.generator_optimizer.learning_rate.numpy()),
+              "critic_lr_at_end": float(model.critic_optimizer.learning_rate.numpy()),
               "train_seconds": round(train_seconds, 1),
-              "seconds_per_step": round(train_seconds / scale["steps"], 3),
-              "lr_decays": int(callback.scheduler.num_decays.numpy()),
+              "seconds_per_step_with_curve": round(train_seconds / scale["steps"], 3),
               "kid_curve": [{"step": s, "kid": m["kid"], "kid_std": m["kid_std"]}
                             for s, m in callback.evaluations],
-              "seconds": watch.elapsed()}
+              "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg(),
+              "worker": worker_description(), "seconds": watch.elapsed()}
     log(f"{row:8s} seed {seed}: IS {scores['inception_score']['mean']:.2f}, "
         f"FID {scores['fid']['mean']:.3f}, KID {scores['kid']['mean']:.4f} "
-        f"({record['seconds_per_step']:.2f} s/step, {record['seconds']:.0f} s)")
+        f"({record['seconds_per_step_with_curve']:.2f} s/step, {record['seconds']:.0f} s)")
     return record, images[:64]
 
 
-def _cell(value, digits):
-    return f"{value['mean']:.{digits}f} ({value['std']:.{digits}f})"
+def worker_description():
+    """The process that ran a job: pid, the cores it may use, its nice value."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {"pid": os.getpid(), "cores": cores, "nice": os.nice(0) if hasattr(os, "nice") else None}
 
 
-def _paper_cell(row, metric, digits):
-    mean, std = PAPER_TABLE3[row][metric]
-    return f"{mean:.{digits}f} ({std:.{digits}f})"
+# ------------------------------------------------------------------------------ the table
+def across_seeds(runs):
+    """``{metric: {"mean", "sd", "values"}}`` over a row's seeds (SD with ddof=1; 0 for one seed)."""
+    out = {}
+    for metric, key, _ in METRICS:
+        values = [float(r[key]["mean"]) for r in runs]
+        out[metric] = {"mean": float(np.mean(values)),
+                       "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                       "values": values}
+    return out
+
+
+def verdicts(rows):
+    """Every ordering paper 1's Table 3 states between two rows, checked against the seeds.
+
+    For each metric (FID and KID lower is better, IS higher) and each pair whose paper means
+    differ, the paper's better row is "separated" when every one of our seeds of it beats every
+    seed of the other, "reversed" when every seed of the other beats every seed of it, and
+    "inconclusive" otherwise.
+    """
+    out = []
+    names = [r for r in ROWS if r in rows]
+    for metric, _, _ in METRICS:
+        higher_better = metric == "is"
+        for a, b in itertools.combinations(names, 2):
+            pa, pb = PAPER_TABLE3[a][metric][0], PAPER_TABLE3[b][metric][0]
+            if pa == pb:
+                continue
+            better, worse = (a, b) if (pa > pb) == higher_better else (b, a)
+            vb, vw = rows[better]["seeds"][metric]["values"], rows[worse]["seeds"][metric]["values"]
+            sign = -1.0 if higher_better else 1.0  # compare as "lower is better"
+            if max(sign * v for v in vb) < min(sign * v for v in vw):
+                verdict = "separated"
+            elif max(sign * v for v in vw) < min(sign * v for v in vb):
+                verdict = "reversed"
+            else:
+                verdict = "inconclusive"
+            out.append({"metric": metric, "paper_better": better, "paper_worse": worse,
+                        "verdict": verdict, "seeds": min(len(vb), len(vw))})
+    return out
 
 
 def markdown_table(record):
-    """The README table: our means (std) beside paper 1's Table 3, the test-set floor last."""
-    header = ("| loss | critic filters | top layer | IS | IS paper | FID | FID paper | KID | KID paper |\n"
+    """The table (seed mean ± SD beside paper 1's Table 3) and the verdict counts."""
+    header = ("| loss | top layer | seeds | IS | IS paper | FID | FID paper | KID | KID paper |\n"
               "|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for row, entry in record["rows"].items():
-        first = entry["runs"][0]
-        top = row_settings(row)[3]
-        seeds = "" if len(entry["runs"]) == 1 else f" ({len(entry['runs'])} seeds: first seed; spread in JSON)"
-        lines.append(f"| {LABELS[row]}{seeds} | 16 | {top} | {_cell(first['inception_score'], 2)} | "
-                     f"{_paper_cell(row, 'is', 2)} | {_cell(first['fid'], 3)} | {_paper_cell(row, 'fid', 3)} | "
-                     f"{_cell(first['kid'], 4)} | {_paper_cell(row, 'kid', 3)} |")
-    floor = record["test_set_floor"]
-    lines.append(f"| test set (train vs test) | — | — | {_cell(floor['inception_score'], 2)} | "
-                 f"{_paper_cell('test set', 'is', 2)} | {_cell(floor['fid'], 3)} | "
-                 f"{_paper_cell('test set', 'fid', 3)} | {_cell(floor['kid'], 4)} | "
-                 f"{_paper_cell('test set', 'kid', 3)} |")
-    untrained = record["untrained"]
-    lines.append(f"| untrained generator | 16 | 16 | {_cell(untrained['inception_score'], 2)} | — | "
-                 f"{_cell(untrained['fid'], 3)} | — | {_cell(untrained['kid'], 4)} | — |")
+        seeds = entry["seeds"]
+        cells = []
+        for metric, _, digits in METRICS:
+            mean, std = PAPER_TABLE3[row][metric]
+            cells += [f"{seeds[metric]['mean']:.{digits}f} ± {seeds[metric]['sd']:.{digits}f}",
+                      f"{mean:.{digits}f} ({std:.{digits}f})"]
+        lines.append(f"| {LABELS[row]} | {row_settings(row)[3]} | {len(entry['runs'])} | " + " | ".join(cells) + " |")
+    for label, key, paper in (("test set (train vs test)", "test_set_floor", True),
+                              ("untrained generator", "untrained", False)):
+        cells = []
+        for metric, name, digits in METRICS:
+            value = record[key][name]
+            cells.append(f"{value['mean']:.{digits}f}")
+            cells.append(f"{PAPER_TABLE3['test set'][metric][0]:.{digits}f}" if paper else "—")
+        lines.append(f"| {label} | — | — | " + " | ".join(cells) + " |")
     s = record["settings"]
-    note = (f"\nOurs: {s['steps']} generator steps per row (paper 50,000), generator widths "
-            f"{s['generator_widths']} (paper 512, 256, 128, 64), {s['num_generated']} generated images "
+    counts = {}
+    for v in record["verdicts"]:
+        counts.setdefault(v["metric"], {}).setdefault(v["verdict"], 0)
+        counts[v["metric"]][v["verdict"]] += 1
+    summary = "; ".join(f"{m.upper()}: " + ", ".join(f"{n} {k}" for k, n in sorted(c.items()))
+                        for m, c in counts.items())
+    note = (f"\nSeed mean ± SD over the seeds given (ours); paper: mean (SD of its estimator). "
+            f"{s['steps']} generator steps per run (paper 50,000) at constant learning rates, generator "
+            f"widths {s['generator_widths']} (paper 512, 256, 128, 64), {s['num_generated']} generated images "
             f"(paper 100,000) vs the 10,000 test images; LeNet test accuracy "
-            f"{record['lenet'].get('test_accuracy')}.\n")
+            f"{record['lenet'].get('test_accuracy')}.\n\nOrderings of paper 1's table between two rows: {summary}.\n")
     return header + "\n".join(lines) + "\n" + note
 
 
@@ -242,7 +310,7 @@ def _grid(images, rows=8):
 
 
 def plot(out, record, samples, test_images):
-    """``mnist_table3_samples.png`` and ``mnist_table3_kid.png``; returns their paths."""
+    """``mnist_table3_samples.png`` (first seed of each row) and ``mnist_table3_kid.png`` (every seed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -256,9 +324,11 @@ def plot(out, record, samples, test_images):
         ax.axis("off")
     paths = {"samples": study_utils.save_figure(figure, os.path.join(out, "mnist_table3_samples.png"), dpi=110)}
     figure, ax = plt.subplots(figsize=(6, 3.5))
-    for row, entry in record["rows"].items():
-        curve = entry["runs"][0]["kid_curve"]
-        ax.plot([p["step"] for p in curve], [max(p["kid"], 1e-5) for p in curve], label=LABELS[row])
+    for i, (row, entry) in enumerate(record["rows"].items()):
+        for j, run in enumerate(entry["runs"]):
+            curve = run["kid_curve"]
+            ax.plot([p["step"] for p in curve], [max(p["kid"], 1e-5) for p in curve], color=f"C{i}",
+                    alpha=0.8, lw=1, label=LABELS[row] if j == 0 else None)
     ax.axhline(max(record["test_set_floor"]["kid"]["mean"], 1e-5), color="k", ls="--", lw=0.8,
                label="test set")
     ax.set_yscale("log")
@@ -269,103 +339,117 @@ def plot(out, record, samples, test_images):
     return paths
 
 
+# ------------------------------------------------------------------------- running the jobs
 def scale_for(args):
     """The settings of this run: the paper's, the quick check's or the CPU scale-down."""
     if args.paper_scale:
-        scale = dict(PAPER)
+        scale = dict(PAPER, eval_samples=2048)
     elif args.quick:
-        scale = dict(QUICK, eval_every=max(1, QUICK["steps"] // 4))
+        scale = dict(QUICK)
     else:
-        steps = args.steps or SCALED_MAX_STEPS  # sized by measurement in `run` when not given
-        scale = dict(generator_width=SCALED_WIDTH, steps=steps, num_generated=10_000,
-                     eval_every=max(1, steps // 100), eval_samples=1000)
+        scale = dict(generator_width=SCALED_WIDTH, steps=SCALED_STEPS, num_generated=10_000, eval_samples=1000)
     if args.steps:
-        scale.update(steps=args.steps, eval_every=max(1, args.steps // 100))
+        scale["steps"] = args.steps
     if args.generator_width:
         scale["generator_width"] = args.generator_width
+    scale["eval_every"] = max(1, scale["steps"] // COMMON["curve_points"])
     w = scale["generator_width"]
     scale["generator_widths"] = [8 * w, 4 * w, 2 * w, w]
+    scale.update(initialization=args.initialization, bn_momentum=args.bn_momentum,
+                 fresh_real_batches=not args.reuse_real_batch)
     return scale
 
 
-def measure(args, log, scale=None):
-    """Seconds per generator step of each row (after 2 warm-up steps) and the planned budget."""
+def jobs_of(args):
+    """``(row, seed)`` jobs in seed-major order: every row at seed 0, then at seed 1, ..."""
+    return [(row, seed) for seed in args.seeds for row in args.rows]
+
+
+def _claim(path):
+    """Creates ``path`` exclusively; True if this process made it (the job is ours)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def prepare(args, scale, scorer, log):
+    """``common.json``: settings, machine, LeNet, test-set floor and untrained scores (once per --out)."""
+    path = os.path.join(args.out, "common.json")
+    if _claim(os.path.join(args.out, "common.claim")):
+        record = {"settings": {**COMMON, **scale, "rows": list(args.rows), "seeds": list(args.seeds),
+                               "critic_widths": list(CRITIC_WIDTHS), "protocol": scorer.settings,
+                               "paper_scale": bool(args.paper_scale),
+                               "scale_down": None if args.paper_scale else (
+                                   f"generator widths {scale['generator_widths']} instead of [512, 256, 128, 64]; "
+                                   f"{scale['steps']} generator steps instead of 50,000; "
+                                   f"{scale['num_generated']} generated images instead of 100,000")},
+                  "paper_table3": {k: {m: list(v) for m, v in d.items()} for k, d in PAPER_TABLE3.items()},
+                  "machine": study_utils.machine(), "lenet": scorer.extractor.lenet.describe()}
+        record["test_set_floor"] = scorer.floor(min(scale["num_generated"], 60_000))
+        untrained = build_model(args.rows[0], args.seeds[0], scale["generator_width"],
+                                initialization=scale["initialization"], bn_momentum=scale["bn_momentum"])
+        record["untrained"] = scorer.score(untrained.generate(scale["num_generated"], seed=1), seed=0)
+        log(f"floor: KID {record['test_set_floor']['kid']['mean']:.4f}, untrained KID "
+            f"{record['untrained']['kid']['mean']:.3f}")
+        study_utils.write_json(path + ".tmp", record)
+        os.replace(path + ".tmp", path)
+    while not os.path.exists(path):  # another worker is writing it
+        time.sleep(5)
+    return study_utils.read_json(path)
+
+
+def collect(args, log=None):
+    """Merges ``common.json`` and the finished jobs into the outputs; returns the record."""
     from mmd_keras import datasets
 
-    scale = scale or scale_for(args)
-    timings = {}
-    for row in args.rows:
-        model = build_model(row, 0, scale["generator_width"])
-        data = datasets.build_dataset("mnist", "train", batch_size=64, data_dir=args.data_dir)
-        model.fit(data, epochs=1, steps_per_epoch=2, verbose=0)
-        start = time.perf_counter()
-        model.fit(data, epochs=1, steps_per_epoch=args.measure_steps, verbose=0)
-        timings[row] = round((time.perf_counter() - start) / args.measure_steps, 3)
-        log(f"{row:8s}: {timings[row]:.3f} s per generator step (width {scale['generator_width']})")
-    runs = [timings[row] for row in args.rows] + [timings[args.rows[0]]] * (len(args.seeds) - 1)
-    budget = args.budget_hours * 3600 * TRAINING_SHARE
-    steps = max(100, min(SCALED_MAX_STEPS, int(budget / sum(runs)) // 100 * 100))
-    record = {"seconds_per_step": timings, "generator_width": scale["generator_width"],
-              "runs": len(runs), "budget_hours": args.budget_hours, "steps_in_budget": steps,
-              "training_seconds_at_those_steps": round(sum(runs) * steps),
-              "paper_scale_training_hours_here": round(sum(runs) * PAPER["steps"] / 3600, 1),
-              "machine": study_utils.machine()}
-    study_utils.write_json(os.path.join(args.out, "mnist_table3_timing.json"), record)
-    log(f"{steps} generator steps per run fit {args.budget_hours} h ({len(runs)} runs)")
+    common = study_utils.read_json(os.path.join(args.out, "common.json"))
+    record = dict(common, rows={}, complete=True, learning_rate_decisions=[])
+    samples = {}
+    for row, seed in jobs_of(args):
+        path = os.path.join(args.out, "runs", f"{row}_s{seed}.json")
+        if not os.path.exists(path):
+            record["complete"] = False
+            continue
+        run = study_utils.read_json(path)
+        record["rows"].setdefault(row, {"runs": []})["runs"].append(run)
+        if row not in samples:
+            samples[row] = np.load(path[:-5] + "_samples.npy")
+    for row, entry in record["rows"].items():
+        entry["seeds"] = across_seeds(entry["runs"])
+    record["verdicts"] = verdicts(record["rows"])
+    record["wall_seconds_of_jobs"] = round(sum(r["seconds"] for e in record["rows"].values() for r in e["runs"]), 1)
+    with open(os.path.join(args.out, "mnist_table3.md"), "w") as handle:
+        handle.write(markdown_table(record))
+    test_images = datasets.mnist_images("test", args.data_dir)[0]
+    record["figures"] = plot(args.out, record, samples, test_images)
+    study_utils.write_json(os.path.join(args.out, "mnist_table3.json"), record)
+    if log:
+        log(f"collected {sum(len(e['runs']) for e in record['rows'].values())} runs "
+            f"({'complete' if record['complete'] else 'incomplete'})")
     return record
 
 
 def run(args, log):
-    """Trains every row (and the extra seeds of the first row); writes the outputs; returns the record."""
-    watch = study_utils.Stopwatch()
+    """Runs every unclaimed job of ``--out``; the worker that finishes the last one collects."""
     scale = scale_for(args)
-    timing = None
-    if not (args.paper_scale or args.quick or args.steps):
-        timing = measure(args, log, scale)
-        steps = timing["steps_in_budget"]
-        scale.update(steps=steps, eval_every=max(1, steps // 100))
+    os.makedirs(os.path.join(args.out, "runs"), exist_ok=True)
     scorer = Scorer(args.data_dir, bootstraps=args.bootstraps, kid_subsets=args.kid_subsets)
-    record = {"settings": {**COMMON, **scale, "rows": list(args.rows), "seeds": list(args.seeds),
-                           "critic_widths": list(CRITIC_WIDTHS), "protocol": scorer.settings,
-                           "paper_scale": bool(args.paper_scale),
-                           "scale_down": None if args.paper_scale else (
-                               f"generator widths {scale['generator_widths']} instead of [512, 256, 128, 64]; "
-                               f"{scale['steps']} generator steps instead of 50,000 (evaluation every "
-                               f"{scale['eval_every']}, lag 10: the paper's 1/100 and 1/10 of the run); "
-                               f"{scale['num_generated']} generated images instead of 100,000")},
-              "paper_table3": {k: {m: list(v) for m, v in d.items()} for k, d in PAPER_TABLE3.items()},
-              "timing": timing, "machine": study_utils.machine(),
-              "lenet": scorer.extractor.lenet.describe(),
-              "complete": False}
-    record["test_set_floor"] = scorer.floor(min(scale["num_generated"], 60_000))
-    untrained = build_model(args.rows[0], args.seeds[0], scale["generator_width"])
-    record["untrained"] = scorer.score(untrained.generate(scale["num_generated"], seed=1), seed=0)
-    log(f"floor: KID {record['test_set_floor']['kid']['mean']:.4f}, untrained KID "
-        f"{record['untrained']['kid']['mean']:.3f}")
-    record["rows"], samples = {}, {}
-    os.makedirs(args.out, exist_ok=True)
-
-    def save():
-        record["wall_seconds"] = watch.elapsed()
-        record["load_average_at_end"] = os.getloadavg()
-        record["figures"] = plot(args.out, record, samples, scorer.test_images)
-        with open(os.path.join(args.out, "mnist_table3.md"), "w") as handle:
-            handle.write(markdown_table(record))
-        study_utils.write_json(os.path.join(args.out, "mnist_table3.json"), record)
-
-    jobs = [(row, args.seeds[0]) for row in args.rows] + [(args.rows[0], s) for s in args.seeds[1:]]
-    for row, seed in jobs:
+    prepare(args, scale, scorer, log)
+    jobs = jobs_of(args)
+    for row, seed in reversed(jobs) if args.from_end else jobs:
+        stem = os.path.join(args.out, "runs", f"{row}_s{seed}")
+        if not _claim(stem + ".claim"):
+            continue
         run_record, images = train_row(row, seed, scale, scorer, log)
-        entry = record["rows"].setdefault(row, {"runs": []})
-        entry["runs"].append(run_record)
-        for metric, key in (("kid", "kid"), ("fid", "fid"), ("is", "inception_score")):
-            values = [r[key]["mean"] for r in entry["runs"]]
-            entry[f"{metric}_across_seeds"] = {"mean": float(np.mean(values)), "sd": float(np.std(values))}
-        samples.setdefault(row, images)
-        save()
-    record["complete"] = True
-    save()
-    return record
+        np.save(stem + "_samples.npy", images)
+        study_utils.write_json(stem + ".json.tmp", run_record)
+        os.replace(stem + ".json.tmp", stem + ".json")
+    if all(os.path.exists(os.path.join(args.out, "runs", f"{r}_s{s}.json")) for r, s in jobs_of(args)):
+        return collect(args, log)
+    log("jobs left to other workers")
+    return None
 
 
 def parse_args(argv=None):
@@ -376,30 +460,40 @@ def parse_args(argv=None):
                         help="MNIST: TFDS folder, the four IDX files or mnist.npz (default: TFDS / ~/.keras)")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), help=f"among {', '.join(ROWS)}")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
-                        help="the first row runs every seed, the others the first (default 0 1 2)")
+                        help="every row runs every seed (default 0 1 2)")
     parser.add_argument("--paper_scale", action="store_true", help="paper 1's full settings (GPU)")
     parser.add_argument("--quick", action="store_true", help="a minute-sized check (tests)")
-    parser.add_argument("--steps", type=int, default=None, help="generator steps per row")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"generator steps per run (default {SCALED_STEPS}; paper 50,000)")
     parser.add_argument("--generator_width", type=int, default=None,
                         help="filters of the generator's second-to-last layer (paper 64)")
     parser.add_argument("--bootstraps", type=int, default=None,
                         help="FID/IS resamplings (paper and default 10; --quick 3)")
     parser.add_argument("--kid_subsets", type=int, default=None,
                         help="KID subsets of 1,000 (paper and default 100; --quick 10)")
-    parser.add_argument("--budget_hours", type=float, default=BUDGET_HOURS,
-                        help="the scaled-down run's wall-time budget used to size its steps")
-    parser.add_argument("--measure", action="store_true", help="only time a generator step per row")
-    parser.add_argument("--measure_steps", type=int, default=5)
+    parser.add_argument("--initialization", default=OFFICIAL["initialization"],
+                        help="kernel initialization: paper1_official (default: N(0, 0.02²) convs, "
+                             "N(0, 0.01²) linear) or keras (Glorot-uniform)")
+    parser.add_argument("--bn_momentum", type=float, default=OFFICIAL["bn_momentum"],
+                        help="generator batch-norm momentum (official code 0.9; Keras 0.99)")
+    parser.add_argument("--reuse_real_batch", action="store_true",
+                        help="one real batch for all critic steps and the generator step of a "
+                             "generator step (default: a fresh batch for each, as the official code)")
+    parser.add_argument("--from_end", action="store_true",
+                        help="claim jobs from the end of the list (a second worker on a busier core)")
+    parser.add_argument("--collect", action="store_true", help="only rewrite the table from finished jobs")
     args = parser.parse_args(argv)
     study_utils.check_choices(parser, "--rows", args.rows, ROWS)
+    study_utils.check_choices(parser, "--initialization", [args.initialization], ("paper1_official", "keras"))
     study_utils.check_seeds(parser, args.seeds)
-    for flag in ("steps", "generator_width", "bootstraps", "kid_subsets", "measure_steps"):
+    for flag in ("steps", "generator_width", "bootstraps", "kid_subsets"):
         study_utils.check_positive(parser, f"--{flag}", getattr(args, flag))
-    study_utils.check_out(parser, args.out)
+    if not 0.0 <= args.bn_momentum < 1.0:
+        parser.error(f"Expected `--bn_momentum` in [0, 1). Received: `--bn_momentum {args.bn_momentum}`")
+    if not args.collect:
+        study_utils.check_out(parser, args.out)
     if args.paper_scale and args.quick:
         parser.error("Expected at most one of `--paper_scale` and `--quick`. Received: both")
-    if not args.budget_hours > 0:
-        parser.error(f"Expected `--budget_hours` > 0. Received: `--budget_hours {args.budget_hours}`")
     if args.quick:
         args.seeds = args.seeds[:1]
     for flag, paper in (("bootstraps", 10), ("kid_subsets", 100)):
@@ -409,11 +503,12 @@ def parse_args(argv=None):
 
 
 def main(argv=None, log=None):
-    """Command-line entry point; returns the record written to ``mnist_table3.json``."""
+    """Command-line entry point; returns the record written to ``mnist_table3.json`` (None when
+    other workers still hold jobs)."""
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     log = log or study_utils.print_flush
-    return measure(args, log) if args.measure else run(args, log)
+    return collect(args, log) if args.collect else run(args, log)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,16 @@ steps are unrolled in Python at trace time — Keras 3 turns AutoGraph off in
 * ``critic_schedule="joint"``: one forward pass gives both losses; the critic and the
   generator are updated from it (Wang et al. 2019, 1:1).
 
-Real images: the batch handed to `train_step` is reused by every critic step and by the
-generator step of that `fit` step; every step draws fresh latents. (The papers' TF1 codes
-draw a new real batch per critic step; here a `fit` step sees one dataset element, as Keras
-users expect — the critic sees ``steps * batch`` distinct real images per epoch.)
+Real images. A dataset element is either one batch ``[b, H, W, C]``, reused by every critic
+step and by the generator step of that `fit` step (what a Keras user passing an ordinary
+batched dataset gets), or the step's *fresh* batches ``[b, n, H, W, C]`` (fresh real
+batches, as the papers' TF1 codes draw them: their input queue is dequeued on every
+``sess.run``): critic step ``i`` trains on ``real[:, i]`` and the generator step on
+``real[:, k]``, ``k`` the number of critic steps that ran. ``n`` must be at least
+:func:`real_batches_per_step` (``critic_steps + 1``; 11 for "paper2"; 1 for "joint");
+`mmd_keras.datasets.build_dataset(..., batches_per_step=n)` makes such elements. The batch
+axis comes first so that `tf.distribute` splits every step's batches across replicas.
+Every step draws fresh latents.
 
 Randomness is stateless: latents and the losses' seeds (gradient-penalty interpolation) are
 functions of ``(seed, step, critic-step index, replica id)``, so restoring the step counter
@@ -57,6 +63,18 @@ def paper2_extra_critic_steps(step):
 def paper2_critic_steps(step):
     """Paper 2's number of critic steps before generator step ``step`` (Python int)."""
     return PAPER2_MAX_CRITIC_STEPS if paper2_extra_critic_steps(step) else PAPER2_CRITIC_STEPS
+
+
+def real_batches_per_step(critic_schedule, critic_steps=1):
+    """Real batches one generator step can consume: one per critic step plus the generator's.
+
+    "fixed": ``critic_steps + 1``; "paper2": 11 (its longest step: 10 critic steps); "joint": 1.
+    """
+    _check_choice("critic_schedule", critic_schedule, CRITIC_SCHEDULES)
+    if critic_schedule == "joint":
+        return 1
+    critic = PAPER2_MAX_CRITIC_STEPS if critic_schedule == "paper2" else int(critic_steps)
+    return critic + 1
 
 
 def _real_images(data):
@@ -281,9 +299,40 @@ class MMDGAN(keras.Model):
         self._apply_state(out)
         return {"critic_loss": out.critic_loss, "generator_loss": out.generator_loss, **out.metrics}
 
-    def _critic_steps(self, real, extra=None):
-        """All critic steps of one generator step, unrolled; returns the last step's logs.
+    @property
+    def real_batches_per_step(self):
+        """Real batches one generator step can consume (:func:`real_batches_per_step`)."""
+        return real_batches_per_step(self.critic_schedule, self.critic_steps)
 
+    def _step_batches(self, data):
+        """``(real, fresh)``: the element's images and whether they are per-step fresh batches
+        ``[b, n, ...]`` (checked against the schedule's need) or one batch ``[b, ...]``."""
+        real = _real_images(data)
+        rank, image_rank = real.shape.rank, len(self._image_shape)
+        if rank == image_rank + 1:
+            return real, False
+        needed = self.real_batches_per_step
+        if rank != image_rank + 2 or (real.shape[1] is not None and real.shape[1] < needed):
+            raise ValueError(
+                f"Expected dataset elements of real images [batch, {', '.join(map(str, self._image_shape))}] "
+                f"or fresh batches [batch, n >= {needed}, {', '.join(map(str, self._image_shape))}] "
+                f"(critic_schedule={self.critic_schedule!r}, critic_steps={self.critic_steps}). "
+                f"Received: elements of shape {real.shape}")
+        return real, True
+
+    @staticmethod
+    def _batch(real, fresh, index):
+        """The real batch of critic step ``index`` (int or int tensor): ``real[:, index]`` for
+        fresh batches, else the one batch of the element."""
+        if not fresh:
+            return real
+        return real[:, index] if isinstance(index, int) else tf.gather(real, index, axis=1)
+
+    def _critic_steps(self, real, fresh=False, extra=None):
+        """All critic steps of one generator step, unrolled.
+
+        Returns ``(logs, count)``: the last step's logs and the number of critic steps run
+        (int, or an int tensor when the graph decides), which indexes the generator's batch.
         ``extra`` (paper2 only): a Python bool fixes the number of critic steps at trace time;
         None decides in the graph with `tf.cond` (one compiled call for every step).
         """
@@ -292,21 +341,25 @@ class MMDGAN(keras.Model):
             count = PAPER2_MAX_CRITIC_STEPS
         logs = None
         for index in range(count):
-            logs = self._critic_step(real, index)
+            logs = self._critic_step(self._batch(real, fresh, index), index)
         if self.critic_schedule == "paper2" and extra is None:
             condition = paper2_extra_critic_steps(tf.convert_to_tensor(self.step))
             for index in range(count, PAPER2_MAX_CRITIC_STEPS):
                 previous = logs
-                logs = tf.cond(condition, lambda i=index: self._critic_step(real, i), lambda p=previous: p)
-        return logs
+                logs = tf.cond(condition, lambda i=index: self._critic_step(self._batch(real, fresh, i), i),
+                               lambda p=previous: p)
+            count = tf.where(condition, PAPER2_MAX_CRITIC_STEPS, PAPER2_CRITIC_STEPS)
+        return logs, count
 
     def train_step(self, data, extra_critic_steps=None):
-        """One generator step (and its critic steps) on one batch of real images in [-1, 1]."""
-        real = _real_images(data)
+        """One generator step (and its critic steps) on real images in [-1, 1]: one batch
+        ``[b, H, W, C]`` for every step, or fresh batches ``[b, n, H, W, C]`` (module docstring)."""
+        real, fresh = self._step_batches(data)
         if self.critic_schedule == "joint":
-            logs = self._joint_step(real)
+            logs = self._joint_step(self._batch(real, fresh, 0))
         else:
-            logs = {**self._critic_steps(real, extra_critic_steps), **self._generator_step(real)}
+            critic_logs, count = self._critic_steps(real, fresh, extra_critic_steps)
+            logs = {**critic_logs, **self._generator_step(self._batch(real, fresh, count))}
         # Keras 3 BN moving statistics are replica-local ("none" aggregation): average them.
         distribute.sync_moving_statistics(self.generator.non_trainable_variables
                                           + self.critic.non_trainable_variables)
@@ -416,7 +469,9 @@ class MMDGAN(keras.Model):
         batches of one `evaluate` call; batch ``i`` draws its latents from ``(seed, i)``. No
         weight, optimizer, counter or loss state changes (networks in inference mode).
         """
-        real = _real_images(data)
+        real, fresh = self._step_batches(data)
+        if fresh:  # Held-out images in the fresh-batch layout: all of them, as one batch.
+            real = tf.reshape(real, (-1,) + self._image_shape)
         batch_index = tf.cast(self._evaluation_trackers["critic_loss"].count, tf.int64)
         logs = self._evaluation_logs(real, batch_index)
         for key, value in logs.items():

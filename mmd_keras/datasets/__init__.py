@@ -100,6 +100,7 @@ def build_dataset(
     shuffle_buffer=10_000,
     start_batch=0,
     download=False,
+    batches_per_step=1,
     **options,
 ):
     """A ``tf.data.Dataset`` of training batches for one dataset.
@@ -128,13 +129,19 @@ def build_dataset(
         start_batch: skip this many batches (resume at a generator step).
         download: let TFDS download an absent dataset (default False: fail fast
             with :class:`DatasetNotAvailableError`).
+        batches_per_step: 1 (default) gives ``[batch_size, ...]`` batches; ``n > 1`` gives
+            one element per generator step holding its ``n`` fresh real batches
+            ``[batch_size, n, ...]`` (:func:`pipeline.stack_batches`; ``n`` =
+            `mmd_keras.models.real_batches_per_step` feeds every critic step and the
+            generator step a new batch, as the papers' codes do).
         **options: per-source options — ``celeba_crop`` (celeb_a); ``channels``,
             ``crop_size``, ``validate``, ``on_error`` (image_folder); ``patch_size``,
             ``num_patches`` (photo_patches); ``std``, ``num_samples`` (toys).
 
     Returns:
         Dataset of float32 ``[batch_size, H, W, C]`` images in [-1, 1], or
-        ``[batch_size, 2]`` for the toys.
+        ``[batch_size, 2]`` for the toys (``[batch_size, n, ...]`` with
+        ``batches_per_step=n > 1``).
 
     Raises:
         ValueError: unknown name, bad argument, empty/unreadable image folder.
@@ -143,6 +150,20 @@ def build_dataset(
     """
     name = canonical_name(name)
     pipeline.validate_common(image_size, batch_size, shuffle_buffer, start_batch)
+    pipeline.validate_batches_per_step(batches_per_step)
+    if batches_per_step == 1:
+        return _batches(name, split, image_size, batch_size, data_dir, shuffle, repeat, seed,
+                        deterministic, cache, shuffle_buffer, start_batch, download, options)
+    # A resumed run skips whole steps: ``batches_per_step`` batches per element.
+    batches = _batches(name, split, image_size, batch_size, data_dir, shuffle, repeat, seed,
+                       deterministic, cache, shuffle_buffer, start_batch * batches_per_step, download,
+                       options)
+    return pipeline.stack_batches(batches, batches_per_step)
+
+
+def _batches(name, split, image_size, batch_size, data_dir, shuffle, repeat, seed, deterministic,
+             cache, shuffle_buffer, start_batch, download, options):
+    """The ``[batch_size, ...]`` batches of :func:`build_dataset` (arguments as there)."""
     common = dict(
         shuffle=shuffle,
         seed=seed,

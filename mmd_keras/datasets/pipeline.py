@@ -31,7 +31,7 @@ def validate_common(image_size, batch_size, shuffle_buffer, start_batch):
             "Expected `shuffle_buffer` to be a positive int. Received: "
             f"`shuffle_buffer={shuffle_buffer!r}`"
         )
-    if not isinstance(start_batch, int) or start_batch < 0:
+    if not isinstance(start_batch, int) or isinstance(start_batch, bool) or start_batch < 0:
         raise ValueError(
             "Expected `start_batch` to be an int >= 0. Received: "
             f"`start_batch={start_batch!r}`"
@@ -180,3 +180,38 @@ def finalize(
     options = tf.data.Options()
     options.deterministic = bool(deterministic)
     return images.with_options(options)
+
+
+def validate_batches_per_step(batches_per_step):
+    """Raises the documented ValueError unless ``batches_per_step`` is an int >= 1."""
+    if not isinstance(batches_per_step, int) or isinstance(batches_per_step, bool) or batches_per_step < 1:
+        raise ValueError("Expected `batches_per_step` to be a positive int. Received: "
+                         f"`batches_per_step={batches_per_step!r}`")
+
+
+def stack_batches(batches, batches_per_step):
+    """Groups consecutive batches into one element per generator step (fresh real batches).
+
+    ``batches_per_step`` consecutive ``[B, ...]`` batches become one ``[B, n, ...]`` element:
+    critic step ``i`` of a step trains on ``element[:, i]`` and the generator step on the next
+    (`mmd_keras.models.MMDGAN`). The batch axis stays first so that `tf.distribute` gives each
+    replica its share of every one of the step's batches. Element ``s`` holds batches
+    ``s * n, ..., s * n + n - 1`` of the un-stacked stream, so ``n = 1`` changes nothing but
+    the shape and the stream is the same function of the seed.
+
+    Args:
+        batches: dataset of ``[B, ...]`` batches (full: ``drop_remainder``).
+        batches_per_step: int >= 1, the ``n`` above.
+
+    Returns:
+        Dataset of ``[B, n, ...]`` elements.
+    """
+    validate_batches_per_step(batches_per_step)
+
+    def batch_major(element):
+        perm = [1, 0] + list(range(2, element.shape.rank))
+        return tf.transpose(element, perm)
+
+    options = batches.options()
+    stacked = batches.batch(batches_per_step, drop_remainder=True).map(batch_major, num_parallel_calls=AUTOTUNE)
+    return stacked.prefetch(AUTOTUNE).with_options(options)

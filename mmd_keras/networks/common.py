@@ -7,6 +7,7 @@ keep working.
 import keras
 
 from mmd_keras import layers as sn_layers
+from mmd_keras.errors import ArgumentError
 from mmd_keras.networks.checks import (  # noqa: F401  (old import path of the checks)
     BATCH_NORM_MODES,
     check_batch_norm,
@@ -19,9 +20,39 @@ from mmd_keras.networks.checks import (  # noqa: F401  (old import path of the c
 from mmd_keras.layers import conv as conv_layers
 
 
-def batch_norm_layer(mode, name):
-    """A ``BatchNormalization`` layer for a generator with ``batch_norm=mode`` (truthy)."""
-    return keras.layers.BatchNormalization(synchronized=(mode == "synchronized"), name=name)
+#: Kernel initializations of :class:`LayerFactory`: Keras's defaults (Glorot-uniform kernels),
+#: or paper 1's official code (mbinkowski/MMD-GAN ``gan/core/ops.py``: ``conv2d`` truncated
+#: N(0, 0.02²), ``deconv2d`` N(0, 0.02²), ``linear`` N(0, 0.01²); zero biases in both).
+INITIALIZATIONS = ("keras", "paper1_official")
+
+
+def kernel_initializers(initialization):
+    """``{"conv", "deconv", "dense"}`` → kernel initializer of ``initialization`` (None: Keras's)."""
+    if initialization not in INITIALIZATIONS:
+        raise ArgumentError("initialization", f"Expected `initialization` in {INITIALIZATIONS}. "
+                            f"Received: `initialization={initialization!r}`")
+    if initialization == "keras":
+        return {"conv": None, "deconv": None, "dense": None}
+    return {"conv": keras.initializers.TruncatedNormal(stddev=0.02),
+            "deconv": keras.initializers.RandomNormal(stddev=0.02),
+            "dense": keras.initializers.RandomNormal(stddev=0.01)}
+
+
+def check_momentum(momentum):
+    """``momentum`` as a float in [0, 1), else `ArgumentError` naming ``bn_momentum``."""
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
+        raise ArgumentError("bn_momentum", "Expected `bn_momentum` a number in [0, 1). "
+                            f"Received: `bn_momentum={momentum!r}`")
+    return float(momentum)
+
+
+def batch_norm_layer(mode, name, momentum=0.99):
+    """A ``BatchNormalization`` layer for a generator with ``batch_norm=mode`` (truthy).
+
+    ``momentum``: of the moving statistics (Keras's 0.99; paper 1's official code 0.9).
+    """
+    return keras.layers.BatchNormalization(synchronized=(mode == "synchronized"), momentum=momentum,
+                                           name=name)
 
 
 class LayerFactory:
@@ -38,7 +69,8 @@ class LayerFactory:
     """
 
     def __init__(self, sn_mode="none", learned_gain=False, num_sn_layers=1, pico_gain=64.0,
-                 power_iterations=1, constraint_target=1.0):
+                 power_iterations=1, constraint_target=1.0, initialization="keras"):
+        self.initializers = kernel_initializers(initialization)
         settings = check_sn(sn_mode, learned_gain, pico_gain, power_iterations,
                             constraint_target)
         sn_mode, pico_gain = settings["sn_mode"], settings["pico_gain"]
@@ -54,19 +86,22 @@ class LayerFactory:
         elif sn_mode == "constraint":
             self.constraint = sn_layers.SpectralNormConstraint(target=constraint_target)
 
-    def _make(self, sn_class, keras_class, *args, **kwargs):
+    def _make(self, sn_class, keras_class, *args, role, **kwargs):
+        initializer = self.initializers[role]
+        if initializer is not None:  # A fresh instance per layer: Keras initializers are stateful.
+            kwargs["kernel_initializer"] = initializer.from_config(initializer.get_config())
         if self.sn_kwargs:
             return sn_class(*args, **kwargs, **self.sn_kwargs)
         return keras_class(*args, kernel_constraint=self.constraint, **kwargs)
 
     def conv(self, filters, kernel_size, strides=1, name=None):
         return self._make(sn_layers.SNConv2D, conv_layers.Conv2D, filters, kernel_size,
-                          strides=strides, padding="same", name=name)
+                          strides=strides, padding="same", name=name, role="conv")
 
     def deconv(self, filters, kernel_size, strides=2, name=None):
         return self._make(sn_layers.SNConv2DTranspose, conv_layers.Conv2DTranspose, filters,
-                          kernel_size, strides=strides, padding="same", name=name)
+                          kernel_size, strides=strides, padding="same", name=name, role="deconv")
 
     def dense(self, units, name=None):
-        return self._make(sn_layers.SNDense, keras.layers.Dense, units, name=name)
+        return self._make(sn_layers.SNDense, keras.layers.Dense, units, name=name, role="dense")
 

@@ -46,7 +46,8 @@ def _crop_to(x, size, kernel_size, stride, name):
 
 
 def dcgan_generator(*, latent_dim, image_size, start_filters, up_filters, up_kernel, channels,
-                    batch_norm, dense_activation, final, sn=None, name=None):
+                    batch_norm, dense_activation, final, sn=None, name=None, initialization="keras",
+                    bn_momentum=0.99):
     """Dense → ``n₀²·start_filters`` → stride-2 deconvs (BN, ReLU) → tanh output.
 
     The spatial sizes are :func:`conv_sizes` of ``image_size`` in reverse (``n₀`` the smallest),
@@ -69,25 +70,28 @@ def dcgan_generator(*, latent_dim, image_size, start_filters, up_filters, up_ker
         sn: keyword arguments of :class:`~mmd_keras.networks.common.LayerFactory` (without
             ``num_sn_layers``, which is counted here: C = pico_gain^(1/L)).
         name: model name.
+        initialization: kernel initialization, one of `common.INITIALIZATIONS`.
+        bn_momentum: momentum of the batch-norm moving statistics.
 
     Returns:
         ``keras.Model``: ``[b, latent_dim] → [b, image_size, image_size, channels]`` in [-1, 1].
     """
-    factory = common.LayerFactory(num_sn_layers=len(up_filters) + 2, **(sn or {}))
+    factory = common.LayerFactory(num_sn_layers=len(up_filters) + 2, initialization=initialization,
+                                  **(sn or {}))
     sizes = conv_sizes(image_size, len(up_filters) + (final == "deconv"))[::-1]
     start_size = sizes[0]
     z = keras.Input((latent_dim,), name="latents")
     x = factory.dense(start_size * start_size * start_filters, name="dense")(z)
     if dense_activation:
         if batch_norm:
-            x = common.batch_norm_layer(batch_norm, "dense_bn")(x)
+            x = common.batch_norm_layer(batch_norm, "dense_bn", bn_momentum)(x)
         x = keras.layers.ReLU()(x)
     x = keras.layers.Reshape((start_size, start_size, start_filters))(x)
     for i, filters in enumerate(up_filters):
         x = factory.deconv(filters, up_kernel, strides=2, name=f"deconv{i}")(x)
         x = _crop_to(x, sizes[i + 1], up_kernel, 2, name=f"deconv{i}_crop")
         if batch_norm:
-            x = common.batch_norm_layer(batch_norm, f"deconv{i}_bn")(x)
+            x = common.batch_norm_layer(batch_norm, f"deconv{i}_bn", bn_momentum)(x)
         x = keras.layers.ReLU()(x)
     if final == "deconv":
         x = factory.deconv(channels, up_kernel, strides=2, name="to_image")(x)
@@ -98,19 +102,21 @@ def dcgan_generator(*, latent_dim, image_size, start_filters, up_filters, up_ker
     return keras.Model(z, images, name=name)
 
 
-def dcgan_critic(*, image_size, channels, convs, leaky_slope, output_dim, sn=None, name=None):
+def dcgan_critic(*, image_size, channels, convs, leaky_slope, output_dim, sn=None, name=None,
+                 initialization="keras"):
     """Convs (``same`` padding, LeakyReLU) → flatten → dense ``output_dim`` (linear).
 
     Args:
         convs: sequence of ``(filters, kernel_size, stride)``.
         leaky_slope: negative slope of LeakyReLU.
         output_dim: critic output size s.
-        sn: as in :func:`dcgan_generator`.
+        sn, initialization: as in :func:`dcgan_generator`.
 
     Returns:
         ``keras.Model``: ``[b, image_size, image_size, channels] → [b, output_dim]`` float32.
     """
-    factory = common.LayerFactory(num_sn_layers=len(convs) + 1, **(sn or {}))
+    factory = common.LayerFactory(num_sn_layers=len(convs) + 1, initialization=initialization,
+                                  **(sn or {}))
     images = keras.Input((image_size, image_size, channels), name="images")
     x = images
     for i, (filters, kernel_size, stride) in enumerate(convs):
@@ -190,27 +196,36 @@ def sngan_critic(*, image_size=32, channels=3, widths=(64, 64, 128, 128, 256, 25
 # --- Paper 1 DCGAN (Radford et al.; critic size 16 or 64) -----------------------------------------
 
 def p1_generator(*, image_size=64, channels=3, latent_dim=100, widths=(512, 256, 128, 64),
-                 batch_norm=True, sn=None, name="dcgan_p1_generator"):
+                 batch_norm=True, sn=None, name="dcgan_p1_generator", initialization="keras",
+                 bn_momentum=0.99):
     """Dense → ⌈n/16⌉²·w₀ (BN, ReLU) → 5×5 s2 deconvs w₁, w₂, w₃ (BN, ReLU) → 5×5 s2 deconv, tanh.
 
     Any ``image_size`` n, with the sizes of :func:`conv_sizes` (28: 2 → 4 → 7 → 14 → 28).
+    ``initialization="paper1_official"`` and ``bn_momentum=0.9`` are paper 1's official code
+    (``ops.py``: N(0, 0.02²) deconvs, N(0, 0.01²) linear, batch-norm decay 0.9); the defaults
+    are Keras's (Glorot-uniform, 0.99).
     """
     common.check_int(image_size, "image_size")
     widths = common.check_widths(widths, 4)
     return dcgan_generator(
         latent_dim=latent_dim, image_size=image_size,
         start_filters=widths[0], up_filters=widths[1:], up_kernel=5, channels=channels,
-        batch_norm=batch_norm, dense_activation=True, final="deconv", sn=sn, name=name)
+        batch_norm=batch_norm, dense_activation=True, final="deconv", sn=sn, name=name,
+        initialization=initialization, bn_momentum=common.check_momentum(bn_momentum))
 
 
 def p1_critic(*, image_size=64, channels=3, widths=(64, 128, 256, 512), leaky_slope=0.2,
-              output_dim=16, sn=None, name="dcgan_p1_critic"):
-    """Four 5×5 s2 ``same`` convs (LeakyReLU) → dense; any ``image_size`` (28: 14, 7, 4, 2)."""
+              output_dim=16, sn=None, name="dcgan_p1_critic", initialization="keras"):
+    """Four 5×5 s2 ``same`` convs (LeakyReLU) → dense; any ``image_size`` (28: 14, 7, 4, 2).
+
+    ``initialization="paper1_official"``: truncated N(0, 0.02²) convs and N(0, 0.01²) dense
+    (paper 1's official ``ops.py``); default Keras's Glorot-uniform.
+    """
     common.check_int(image_size, "image_size")
     widths = common.check_widths(widths, 4)
     return dcgan_critic(image_size=image_size, channels=channels,
                         convs=[(w, 5, 2) for w in widths], leaky_slope=leaky_slope,
-                        output_dim=output_dim, sn=sn, name=name)
+                        output_dim=output_dim, sn=sn, name=name, initialization=initialization)
 
 
 # --- "small": tiny pair for the offline 16/32 px digits default ---------------------------------

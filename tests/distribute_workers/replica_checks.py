@@ -121,7 +121,9 @@ def check_model(strategy, num, steps=2, lr=0.5, seed=3):
     The replay runs on one device with clones of the initial networks, draws each
     replica's latents with ``training_utils.step_seed(..., replica=r)`` exactly as the
     model does, and applies the mean of per-block gradients (block) or the gradient
-    on the concatenated batch (global). Loss: "mmd", RBF, no gradient penalty.
+    on the concatenated batch (global). Loss: "mmd", RBF, no gradient penalty. "block_fresh"
+    is block MMD fed fresh real batches (elements ``[batch, 2, 2]``: the critic step trains on
+    ``[:, 0]``, the generator step on ``[:, 1]``, each split across the replicas).
     """
     from mmd_keras import kernels, losses, models, networks
     from mmd_keras import training_utils as tu
@@ -134,9 +136,12 @@ def check_model(strategy, num, steps=2, lr=0.5, seed=3):
                 networks.build_critic("mlp", data_dim=2, widths=(6,), output_dim=3))
 
     data = np.random.default_rng(10 + num).normal(size=(steps, num * BLOCK, 2)).astype(np.float32)
+    fresh_data = np.random.default_rng(20 + num).normal(size=(steps, num * BLOCK, 2, 2)).astype(np.float32)
     reference_generator, reference_critic = build()
     out, finals = {}, {}
-    for mode in distribute.ACROSS_REPLICAS:
+    for name in distribute.ACROSS_REPLICAS + ("block_fresh",):
+        mode, fresh = name.split("_")[0], name.endswith("_fresh")
+        stream = fresh_data if fresh else data
         with strategy.scope():
             generator, critic = build()
             generator.set_weights(reference_generator.get_weights())
@@ -144,9 +149,10 @@ def check_model(strategy, num, steps=2, lr=0.5, seed=3):
             model = models.MMDGAN(generator, critic, critic_steps=1, seed=seed, mmd_across_replicas=mode)
             model.compile(generator_optimizer=keras.optimizers.SGD(lr), critic_optimizer=keras.optimizers.SGD(lr),
                           loss=loss_object())
-        model.fit(tf.data.Dataset.from_tensor_slices(data.reshape(-1, 2)).batch(num * BLOCK), epochs=1, verbose=0)
+        model.fit(tf.data.Dataset.from_tensor_slices(stream.reshape((-1,) + stream.shape[2:])).batch(num * BLOCK),
+                  epochs=1, verbose=0)
         variables = generator.trainable_variables + critic.trainable_variables
-        out[f"model_{mode}_replica_spread"] = common.replica_spread(variables)
+        out[f"model_{name}_replica_spread"] = common.replica_spread(variables)
 
         gen, cri = build()
         gen.set_weights(reference_generator.get_weights())
@@ -159,7 +165,8 @@ def check_model(strategy, num, steps=2, lr=0.5, seed=3):
                 return [gen(tu.sample_latents(BLOCK, 3, "uniform", s), training=True) for s in seeds]
 
             for index, network, attr in ((0, cri, "critic_loss"), (tu.GENERATOR_INDEX, gen, "generator_loss")):
-                real_blocks = np.split(data[step], num)
+                real = stream[step][:, 0 if index == 0 else 1] if fresh else stream[step]
+                real_blocks = np.split(real, num)
                 with tf.GradientTape(persistent=True) as tape:
                     fake_blocks = fakes(index)
                     if index == 0:
@@ -172,10 +179,10 @@ def check_model(strategy, num, steps=2, lr=0.5, seed=3):
                 for j, variable in enumerate(network.trainable_variables):
                     variable.assign_sub(lr * np.mean([g[j].numpy() for g in grads], axis=0))
         reference = gen.trainable_variables + cri.trainable_variables
-        out[f"model_{mode}_diff"] = common.max_abs_diff([v.numpy() for v in variables], [v.numpy() for v in reference])
+        out[f"model_{name}_diff"] = common.max_abs_diff([v.numpy() for v in variables], [v.numpy() for v in reference])
         initial = reference_generator.get_weights() + reference_critic.get_weights()
-        out[f"model_{mode}_moved"] = common.max_abs_diff([v.numpy() for v in variables], initial)
-        finals[mode] = [v.numpy() for v in variables]
+        out[f"model_{name}_moved"] = common.max_abs_diff([v.numpy() for v in variables], initial)
+        finals[name] = [v.numpy() for v in variables]
     out["model_block_vs_global_gap"] = common.max_abs_diff(finals["block"], finals["global"])
     return out
 
