@@ -15,6 +15,7 @@ import math
 from typing import Tuple
 
 from mmd_keras import _choices
+from mmd_keras.networks import checks as network_checks
 
 # The library's registries (losses, kernels, networks, distribute, models, rng), read from the
 # generated TF-free mirror `mmd_keras/_choices.py` (python -m mmd_keras.tools.generate_choices).
@@ -44,6 +45,7 @@ GRAYSCALE_DATASETS = ("mnist", "fashion_mnist", "digits")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 ACROSS_REPLICAS = ("block", "global")
 BEST_METRICS = ("kid", "fid")
+INITIALIZATIONS = network_checks.INITIALIZATIONS
 
 #: Fields that define the variables of a checkpoint: a workdir whose checkpoint was written
 #: with other values cannot be resumed with these.
@@ -106,6 +108,13 @@ class RunConfig:
                           f"{SN_MODES} (default = the paper's for the architecture).")
     learned_gain: bool = _field(False, "networks", "Learned scalar gain after spectrally "
                                 "normalized layers.")
+    initialization: str = _field("keras", "networks", f"Kernel initialization, one of "
+                                 f"{INITIALIZATIONS}: Keras's Glorot-uniform, or paper 1's "
+                                 "official N(0, 0.02^2) convolutions and N(0, 0.01^2) linear "
+                                 "layers (dcgan_p1 only).")
+    bn_momentum: float = _field(0.99, "networks", "Momentum of the generator's batch-norm "
+                                "moving statistics (Keras 0.99; paper 1's official code 0.9; "
+                                "dcgan_p1 only).")
     # Loss.
     loss: str = _field("repulsive", "loss", f"Critic/generator loss, one of {LOSSES}.")
     kernel: str = _field("rbf", "loss", f"Kernel of MMD losses, one of {KERNELS}.")
@@ -131,6 +140,9 @@ class RunConfig:
                                   "1:1 from one forward pass.")
     critic_steps: int = _field(1, "training", "Critic steps per generator step (fixed and "
                                "paper2 schedules).")
+    fresh_real_batches: bool = _field(True, "training", "A new real batch for every critic step "
+                                      "and for the generator step, as the papers' codes draw "
+                                      "them; false reuses one batch per generator step.")
     generator_lr: float = _field(2e-4, "training", "Adam learning rate of the generator.")
     critic_lr: float = _field(5e-4, "training", "Adam learning rate of the critic.")
     adam_beta1: float = _field(0.5, "training", "Adam beta_1 of both optimizers.")
@@ -297,7 +309,7 @@ def validate(config):
                           ("latent_distribution", LATENT_DISTRIBUTIONS), ("sn_mode", SN_MODES),
                           ("mixed_precision", PRECISIONS),
                           ("mmd_across_replicas", ACROSS_REPLICAS),
-                          ("best_metric", BEST_METRICS)):
+                          ("best_metric", BEST_METRICS), ("initialization", INITIALIZATIONS)):
         _check_choice(config, flag, choices)
     if not isinstance(config.workdir, str) or not config.workdir.strip():
         _bad("workdir", "a non-empty directory path", config.workdir)
@@ -316,6 +328,7 @@ def validate(config):
     for flag in ("collapse_condition_growth", "collapse_factor"):
         _check_float(config, flag, 1.0, low_open=True)
     _check_float(config, "collapse_lr_factor", 0.0, 1.0, low_open=True)
+    _check_float(config, "bn_momentum", 0.0, 1.0, high_open=True)
     if config.collapse_scale_drop != 0:
         _check_float(config, "collapse_scale_drop", 1.0, low_open=True)
     if config.collapse_snapshot_every % config.collapse_check_every:

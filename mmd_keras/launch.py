@@ -52,7 +52,7 @@ _CHOICES = {
     "loss": config_lib.LOSSES, "kernel": config_lib.KERNELS,
     "critic_schedule": config_lib.CRITIC_SCHEDULES, "mixed_precision": config_lib.PRECISIONS,
     "strategy": config_lib.STRATEGIES, "mmd_across_replicas": config_lib.ACROSS_REPLICAS,
-    "best_metric": config_lib.BEST_METRICS,
+    "best_metric": config_lib.BEST_METRICS, "initialization": config_lib.INITIALIZATIONS,
 }
 _COMMAND_FLAGS = (
     ("--config=NAME", "A shipped config by name (see --list_configs), read like --flagfile."),
@@ -286,6 +286,11 @@ def main(argv=None, stdout=None):
     except config_lib.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    # Before TensorFlow is imported: its oneDNN CPU kernels on every x86 CPU (TF's default
+    # only where AVX-512 exists), unless the user set TF_ENABLE_ONEDNN_OPTS.
+    from mmd_keras import performance
+
+    performance.prefer_onednn()
     with quiet_tensorflow_startup():  # TensorFlow is imported only after the flags are valid.
         import tensorflow as tf
 

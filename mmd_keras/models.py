@@ -41,7 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmd_keras import distribute, ema, model_state, rng
+from mmd_keras import distribute, ema, model_state, performance, rng
 
 CRITIC_SCHEDULES = ("fixed", "paper2", "joint")
 PAPER2_CRITIC_STEPS, PAPER2_MAX_CRITIC_STEPS = 5, 10
@@ -425,6 +425,7 @@ class MMDGAN(keras.Model):
         Exact resumption also needs the data of each epoch to be the same batches in the
         same order in every run (a dataset without reshuffling, or one seeded per epoch).
         """
+        performance.note_kernel_set()  # once per process: Eigen kernels on x86 and how to change
         # Keras never clears `_initial_epoch`; `BackupAndRestore` sets it again when it restores.
         self._initial_epoch = None
         if not isinstance(callbacks, keras.callbacks.CallbackList):

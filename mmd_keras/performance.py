@@ -17,9 +17,67 @@ Eigen kernels a transposed convolution runs 10–70× below a forward convolutio
 (:mod:`mmd_keras.layers.conv`), the thread pools and the visible devices.
 """
 
+import logging
 import os
 
 USER_THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+#: TensorFlow reads this once, when it is imported: "1" runs its oneDNN CPU kernels, "0" Eigen's.
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+#: Where oneDNN is TensorFlow's default only on some CPUs: x86-64 builds turn it on by default
+#: on CPUs with AVX-512 and leave Eigen on AVX2-only CPUs.
+X86_MACHINES = ("x86_64", "amd64", "i686", "i386")
+_ONEDNN_HOW = (f"set {ONEDNN_VARIABLE}=1 before TensorFlow is imported (the first line of a notebook: "
+               f"`import os; os.environ['{ONEDNN_VARIABLE}'] = '1'`); `python -m mmd_keras.launch` does it")
+_noted = {"kernel_set": False}
+
+
+def is_x86():
+    """Whether this is an x86 CPU (where TensorFlow ships both kernel sets)."""
+    import platform
+
+    return platform.machine().lower() in X86_MACHINES
+
+
+def prefer_onednn(environ=None):
+    """Asks TensorFlow for its oneDNN CPU kernels unless the user chose (call before importing TF).
+
+    On x86 CPUs without AVX-512 TensorFlow defaults to its Eigen kernels; its oneDNN kernels
+    pass the same numerical tests here and run the papers' steps faster (docs/performance.md).
+    A value the user set in ``TF_ENABLE_ONEDNN_OPTS`` is kept; non-x86 machines are left alone.
+
+    Args:
+        environ: the environment to change (default ``os.environ``; tests pass a dict).
+
+    Returns:
+        The value in effect afterwards ("1", the user's value, or None when left unset).
+    """
+    environ = os.environ if environ is None else environ
+    if ONEDNN_VARIABLE not in environ and is_x86():
+        environ[ONEDNN_VARIABLE] = "1"
+    return environ.get(ONEDNN_VARIABLE)
+
+
+def kernel_set():
+    """``"oneDNN"`` or ``"Eigen"``: the CPU kernels TensorFlow runs in this process."""
+    from mmd_keras.layers import conv
+
+    return "oneDNN" if conv.onednn_enabled() else "Eigen"
+
+
+def note_kernel_set(log=None):
+    """Once per process: on an x86 CPU running TF's Eigen kernels, one line saying how to get
+    the faster oneDNN kernels (unless the user chose Eigen with TF_ENABLE_ONEDNN_OPTS=0).
+
+    Returns the line, or None when there is nothing to say (or it was said already)."""
+    if _noted["kernel_set"] or not is_x86() or os.environ.get(ONEDNN_VARIABLE) == "0":
+        return None
+    _noted["kernel_set"] = True
+    if kernel_set() == "oneDNN":
+        return None
+    line = (f"mmd_keras: TensorFlow runs its Eigen CPU kernels on this x86 CPU; its oneDNN kernels "
+            f"are faster here: {_ONEDNN_HOW}.")
+    (log or logging.getLogger("mmd_keras").warning)(line)
+    return line
 
 
 def available_cpus():

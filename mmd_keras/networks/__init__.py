@@ -104,6 +104,10 @@ def _build(arch, role, sn, kwargs):
             kwargs["leaky_slope"] = checks.check_number(kwargs["leaky_slope"], "leaky_slope")
         if "name" in kwargs:
             checks.check_name(kwargs["name"])
+        if "initialization" in kwargs:
+            checks.check_initialization(kwargs["initialization"])
+        if "bn_momentum" in kwargs:
+            kwargs["bn_momentum"] = checks.check_momentum(kwargs["bn_momentum"])
         if sn["sn_mode"] not in SN_MODES:
             raise ArgumentError("sn_mode", f"Expected `sn_mode` to be one of {SN_MODES}. "
                                            f"Received: `sn_mode={sn['sn_mode']!r}`")

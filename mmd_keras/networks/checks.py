@@ -10,6 +10,11 @@ import numbers
 
 from mmd_keras.errors import ArgumentError
 
+#: Kernel initializations of the networks: Keras's defaults (Glorot-uniform kernels), or paper
+#: 1's official code (mbinkowski/MMD-GAN ``gan/core/ops.py``: ``conv2d`` truncated N(0, 0.02²),
+#: ``deconv2d`` N(0, 0.02²), ``linear`` N(0, 0.01²); zero biases in both).
+INITIALIZATIONS = ("keras", "paper1_official")
+
 #: ``sn_mode`` of the builders. "default" is the paper's mode of the network (critics: the
 #: architecture's ``critic_sn_mode``; generators: "none"); "none", "pim" and "pico" are the
 #: modes of the SN layers (``mmd_keras.layers.SN_LAYER_MODES``); "constraint" is plain layers
@@ -119,3 +124,19 @@ def check_sn(sn_mode="none", learned_gain=False, pico_gain=64.0, power_iteration
                 power_iterations=check_int(power_iterations, "power_iterations"),
                 constraint_target=check_number(constraint_target, "constraint_target",
                                                inclusive=False))
+
+
+def check_initialization(initialization):
+    """``initialization`` among :data:`INITIALIZATIONS`, else `ArgumentError`."""
+    if initialization not in INITIALIZATIONS:
+        raise ArgumentError("initialization", f"Expected `initialization` in {INITIALIZATIONS}. "
+                            f"Received: `initialization={initialization!r}`")
+    return initialization
+
+
+def check_momentum(momentum):
+    """``momentum`` as a float in [0, 1), else `ArgumentError` naming ``bn_momentum``."""
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0.0 <= momentum < 1.0:
+        raise ArgumentError("bn_momentum", "Expected `bn_momentum` a number in [0, 1). "
+                            f"Received: `bn_momentum={momentum!r}`")
+    return float(momentum)

@@ -10,6 +10,7 @@ from mmd_keras import layers as sn_layers
 from mmd_keras.errors import ArgumentError
 from mmd_keras.networks.checks import (  # noqa: F401  (old import path of the checks)
     BATCH_NORM_MODES,
+    INITIALIZATIONS,
     check_batch_norm,
     check_image_size,
     check_int,
@@ -20,30 +21,14 @@ from mmd_keras.networks.checks import (  # noqa: F401  (old import path of the c
 from mmd_keras.layers import conv as conv_layers
 
 
-#: Kernel initializations of :class:`LayerFactory`: Keras's defaults (Glorot-uniform kernels),
-#: or paper 1's official code (mbinkowski/MMD-GAN ``gan/core/ops.py``: ``conv2d`` truncated
-#: N(0, 0.02²), ``deconv2d`` N(0, 0.02²), ``linear`` N(0, 0.01²); zero biases in both).
-INITIALIZATIONS = ("keras", "paper1_official")
-
-
 def kernel_initializers(initialization):
-    """``{"conv", "deconv", "dense"}`` → kernel initializer of ``initialization`` (None: Keras's)."""
-    if initialization not in INITIALIZATIONS:
-        raise ArgumentError("initialization", f"Expected `initialization` in {INITIALIZATIONS}. "
-                            f"Received: `initialization={initialization!r}`")
+    """``{"conv", "deconv", "dense"}`` → kernel initializer of ``initialization`` (one of
+    :data:`INITIALIZATIONS`, checked by the builders; None: Keras's default)."""
     if initialization == "keras":
         return {"conv": None, "deconv": None, "dense": None}
     return {"conv": keras.initializers.TruncatedNormal(stddev=0.02),
             "deconv": keras.initializers.RandomNormal(stddev=0.02),
             "dense": keras.initializers.RandomNormal(stddev=0.01)}
-
-
-def check_momentum(momentum):
-    """``momentum`` as a float in [0, 1), else `ArgumentError` naming ``bn_momentum``."""
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
-        raise ArgumentError("bn_momentum", "Expected `bn_momentum` a number in [0, 1). "
-                            f"Received: `bn_momentum={momentum!r}`")
-    return float(momentum)
 
 
 def batch_norm_layer(mode, name, momentum=0.99):

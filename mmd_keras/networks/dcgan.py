@@ -211,7 +211,7 @@ def p1_generator(*, image_size=64, channels=3, latent_dim=100, widths=(512, 256,
         latent_dim=latent_dim, image_size=image_size,
         start_filters=widths[0], up_filters=widths[1:], up_kernel=5, channels=channels,
         batch_norm=batch_norm, dense_activation=True, final="deconv", sn=sn, name=name,
-        initialization=initialization, bn_momentum=common.check_momentum(bn_momentum))
+        initialization=initialization, bn_momentum=bn_momentum)
 
 
 def p1_critic(*, image_size=64, channels=3, widths=(64, 128, 256, 512), leaky_slope=0.2,

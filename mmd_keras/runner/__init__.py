@@ -26,7 +26,7 @@ import sys
 import time
 
 from mmd_keras import config as config_lib
-from mmd_keras import fileio, workdir_lock
+from mmd_keras import fileio, performance, workdir_lock
 from mmd_keras.config import ConfigError
 from mmd_keras.preemption import EXIT_PREEMPTED
 from mmd_keras.runner import build, checks, evaluation, workdir
@@ -156,6 +156,8 @@ def start_run(state, argv, print_fn):
     print_fn(f"  resolved flags:  {flags_path}")
     if state.restored:
         print_fn(f"Resuming from {state.restored} at generator step {state.start_step}.")
+    print_fn(f"TensorFlow CPU kernels: {performance.kernel_set()} "
+             f"({performance.ONEDNN_VARIABLE}={os.environ.get(performance.ONEDNN_VARIABLE, 'unset')}).")
     print_fn(f"Global batch: {config.batch_size * replicas} ({config.batch_size} per replica x "
              f"{replicas} replica(s)); training generator steps {state.start_step} -> "
              f"{config.steps}.")
@@ -178,7 +180,7 @@ def fit_run(state):
                 cb.current_step(state.model), config.steps, config.steps_per_epoch):
             if _stopped(state):
                 break
-            state.model.fit(build_dataset(config, first_step, replicas=replicas),
+            state.model.fit(build_dataset(config, first_step, replicas=replicas, training=True),
                             initial_epoch=initial_epoch, epochs=epochs,
                             steps_per_epoch=steps_per_epoch, callbacks=state.callbacks,
                             shuffle=False, verbose=verbose)

@@ -40,18 +40,26 @@ def create_strategy(config):
                           f"`--tpu={config.tpu}`") from None
 
 
-def build_dataset(config, start_step=0, split=None, replicas=1):
-    """The training stream of global batches (``--batch_size`` per replica x ``replicas``; Keras
-    splits each across the replicas); with ``--deterministic`` a resumed run skips the consumed
-    batches, otherwise the shuffle is reseeded by the start step (no replay, no skipping)."""
-    from mmd_keras import datasets
+def build_dataset(config, start_step=0, split=None, replicas=1, training=False):
+    """The stream of global batches (``--batch_size`` per replica x ``replicas``; Keras splits
+    each across the replicas); with ``--deterministic`` a resumed run skips the consumed steps,
+    otherwise the shuffle is reseeded by the start step (no replay, no skipping).
+
+    ``training=True`` with ``--fresh_real_batches``: one element per generator step holding a
+    new batch for every critic step and the generator step (`models.real_batches_per_step`).
+    """
+    from mmd_keras import datasets, models
 
     deterministic = config.deterministic
+    batches_per_step = 1
+    if training and config.fresh_real_batches:
+        batches_per_step = models.real_batches_per_step(config.critic_schedule, config.critic_steps)
     return datasets.build_dataset(
         config.dataset, split=split, image_size=config.image_size if config.channels else None,
         batch_size=config.batch_size * replicas, data_dir=config.data_dir or None,
         seed=config.seed if deterministic else config.seed + start_step,
-        deterministic=deterministic, start_batch=start_step if deterministic else 0)
+        deterministic=deterministic, start_batch=start_step if deterministic else 0,
+        batches_per_step=batches_per_step)
 
 
 def fit_plan(start_step, total_steps, steps_per_epoch):
