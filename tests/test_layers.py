@@ -52,20 +52,53 @@ def unnormalized_linear(layer, shape):
     return lambda x: twin(x)
 
 
+def power_iteration_sigma(matrix, start, iterations, side):
+    """The float64 power-iteration estimate of σ after ``iterations`` rounds from ``start``.
+
+    ``matrix`` ``[n_in, n_out]`` maps inputs ``x`` to ``x @ matrix``. On the input side the
+    iterate after ``k`` rounds is ∝ Σ cᵢ sᵢ^(2k) vᵢ (vᵢ the input singular vectors, cᵢ the
+    start's coefficients), and σ̂ = ‖A x‖ = √(Σ cᵢ² sᵢ^(4k+2) / Σ cᵢ² sᵢ^(4k)); the output side
+    is the same with the roles of the two singular bases exchanged.
+    """
+    u, s, vt = np.linalg.svd(matrix, full_matrices=True)
+    basis = u if side == "input" else vt.T
+    values = np.zeros(basis.shape[0])
+    values[: len(s)] = s
+    c2 = (basis.T @ np.ravel(start).astype(np.float64)) ** 2
+    scaled = values / values[0]  # no overflow at 4k + 2 = 1,202
+    return values[0] * np.sqrt(np.sum(c2 * scaled ** (4 * iterations + 2)) / np.sum(c2 * scaled ** (4 * iterations)))
+
+
 @pytest.mark.parametrize("case", CONV_CASES, ids=[c[0] for c in CONV_CASES])
-def test_pico_converges_to_exact_operator_norm(case):
+def test_pico_follows_the_exact_power_iteration_and_converges(case):
+    """PICO's σ after 1, 10 and 300 rounds equals the float64 power iteration from the same
+    start vector, computed from the SVD of the explicit operator (so the convergence rate,
+    (σ₂/σ₁)² a round, is the test's own, not a tolerance's). conv3x3_s1_same has σ₂/σ₁ =
+    0.99936: a random start converges slowly there, on every CPU differently; the trajectory
+    comparison does not depend on that.
+
+    Tolerance from float32 arithmetic: each round renormalizes, so round-off does not grow
+    with the rounds along the top direction; the estimate ‖A x‖ carries the round-off of a
+    reduction of length n ≤ 108 (the operator's output size): 32·ε₃₂·√n relative (≤ 4e-5),
+    well below the distance between the estimates at 1 and 300 rounds.
+    """
     _, make, shape = case
     layer = built_layer(make("pico", 1), shape)
-    exact = top_singular_value(operator_matrix(unnormalized_linear(layer, shape), shape))
-    errors = []
+    matrix = operator_matrix(unnormalized_linear(layer, shape), shape)
+    exact = top_singular_value(matrix)
+    start = layer.sn_vector.numpy()
+    tolerance = 32 * np.finfo(np.float32).eps * np.sqrt(max(matrix.shape))
     update = tf.function(lambda: layer.spectral_norm(training=True))
-    for rounds in (1, 9, 290):  # cumulative 1, 10, 300 power iterations
-        for _ in range(rounds):
+    done = 0
+    for rounds in (1, 10, 300):
+        for _ in range(rounds - done):
             sigma = float(update())
-        errors.append(abs(sigma - exact) / exact)
-    assert errors[0] >= errors[1] >= errors[2]
-    assert errors[2] < 1e-3
-    assert errors[0] > errors[2]  # iterations helped
+        done = rounds
+        expected = power_iteration_sigma(matrix, start, rounds, layer.pico_side)
+        assert abs(sigma - expected) <= tolerance * exact, (rounds, sigma, expected)
+    first = power_iteration_sigma(matrix, start, 1, layer.pico_side)
+    assert exact - first > 100 * tolerance * exact  # the start is far from converged
+    assert abs(sigma - exact) < 1e-3 * exact  # and 300 rounds converge, on this operator
 
 
 def test_pim_converges_to_svd_of_reshaped_kernel():
