@@ -58,8 +58,9 @@ _COMMAND_FLAGS = (
     ("--config=NAME", "A shipped config by name (see --list_configs), read like --flagfile."),
     ("--flagfile=PATH", "A file of --flag=value lines, e.g. your own copy of a config."),
     ("--list_configs", "Print every shipped config with its one-line purpose and exit."),
-    ("--dry_run", "Validate everything that needs no data and no evaluation weights, print the "
-     "resolved flags and what could not be checked, write nothing."),
+    ("--dry_run", "Run every check of a real run that needs no dataset (flags, networks, loss, "
+     "workdir, --data_dir and evaluation-weights files), print the resolved flags and what "
+     "was not checked, write nothing; exit 2 listing each failing flag."),
     ("--help, -h, --helpfull", "This text."),
 )
 

@@ -157,6 +157,7 @@ def _assert_full_help(exit_code, stdout):
     # Where the FID-Inception weights come from, the command converting them, where they go.
     assert "pt_inception-2015-12-05-6726825d.pth" in stdout
     assert "python -m mmd_keras.tools.convert_fid_inception" in stdout
+    assert "python -m mmd_keras.tools.fid_weights" in stdout
     assert "fid_inception.npz" in stdout and "MMD_KERAS_CACHE" in stdout
 
 
@@ -243,6 +244,7 @@ def test_missing_fid_weights_error_says_how_to_get_them(tmp_path, monkeypatch, c
     assert "`--weights=<converted .npz>`" in err and "weights_path" not in err
     assert str(tmp_path / "fid_inception.npz") in err
     assert "python -m mmd_keras.tools.convert_fid_inception" in err
+    assert err.index("`python -m mmd_keras.tools.fid_weights`") < err.index("convert_fid_inception")
 
 
 def test_old_dash_spellings_are_aliases(tmp_path):

@@ -25,6 +25,9 @@ def test_resolution_explicit_path_then_existing_default(monkeypatch, tmp_path):
     message = str(error.value)
     assert "`--eval_weights=<converted .npz>`" in message and str(default) in message
     assert weights.FID_INCEPTION_SOURCE_URL in message and weights.CONVERT_COMMAND in message
+    # The TensorFlow-only command is offered first, pytorch-fid's file as the alternative.
+    assert 0 <= message.index("`python -m mmd_keras.tools.fid_weights`") < message.index(
+        weights.CONVERT_COMMAND)
     default.write_bytes(b"x")
     assert weights.resolve_fid_weights_path(None) == str(default)
     assert weights.resolve_fid_weights_path("") == str(default)

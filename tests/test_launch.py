@@ -107,6 +107,48 @@ def test_dry_run_prints_the_resolved_flags_and_writes_nothing(tmp_path, capsys):
     assert not workdir.exists()
 
 
+def _launch_cifar10(tmp_path, *extra):
+    """``python -m mmd_keras.launch --config=cifar10_mmd_rep_b --adaptive_lr ...`` with an
+    empty cache (no FID-Inception weights) and an empty --data_dir (no CIFAR-10)."""
+    data = tmp_path / "tfds"
+    data.mkdir(exist_ok=True)
+    env = {**ENV, "MMD_KERAS_CACHE": str(tmp_path / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "mmd_keras.launch", "--config=cifar10_mmd_rep_b", "--adaptive_lr",
+         f"--workdir={tmp_path / 'run'}", f"--data_dir={data}", *extra], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=600)
+
+
+def test_a_real_run_reports_every_problem_before_training_in_one_message(tmp_path):
+    result = _launch_cifar10(tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "\nerror: 2 problems, found before anything was written" in "\n" + result.stderr
+    err = result.stderr[result.stderr.index("error: 2 problems"):]
+    weights, data = err.index("  1. --eval_weights: "), err.index("  2. --data_dir: ")
+    assert weights < err.index("mmd_keras.tools.fid_weights") < err.index(
+        "convert_fid_inception") < data  # the TensorFlow-only command is offered first
+    assert "`--dataset=cifar10` to be readable" in err[data:]
+    assert sorted(os.listdir(tmp_path)) == ["tfds"]  # no workdir, no export, no cache
+
+
+def test_dry_run_exits_2_naming_each_check_it_can_do_that_fails(tmp_path):
+    (tmp_path / "a_file").write_text("in the way")
+    result = _launch_cifar10(tmp_path, "--dry_run", f"--export_dir={tmp_path / 'a_file'}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "\nerror: 2 problems, found before anything was written" in "\n" + result.stderr
+    err = result.stderr[result.stderr.index("error: 2 problems"):]
+    assert "  1. --export_dir: " in err and "  2. --eval_weights: " in err
+    assert "--data_dir" not in err  # an existing folder; the dry run does not open the data
+    assert "Resolved configuration" not in result.stdout
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "tfds"]
+    # With the weights file there, the dry run passes and says what it did not check.
+    (tmp_path / "weights.npz").write_bytes(b"stand-in")
+    result = _launch_cifar10(tmp_path, "--dry_run", f"--eval_weights={tmp_path / 'weights.npz'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "data: --dataset=cifar10" in result.stdout and "not opened by --dry_run" in (
+        result.stdout)
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """The deterministic smoke run as a user runs it (subprocess), uninterrupted; run from the

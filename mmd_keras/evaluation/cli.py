@@ -30,9 +30,9 @@ It prints the scores and writes JSON with every parameter used (extractor and it
 sample counts, KID subsets, seed and the estimated variance of a one-subset KID). KID is raw
 MMD² (not ×100); FID is biased in n, so compare runs only at equal ``n``.
 
-FID-Inception weights (``--extractor=fid_inception``): pytorch-fid's released
-``pt_inception-2015-12-05-6726825d.pth``, converted once with
-``python -m mmd_keras.tools.convert_fid_inception pt_inception-2015-12-05-6726825d.pth``,
+FID-Inception weights (``--extractor=fid_inception``): created once from TensorFlow's original
+Inception graph with ``python -m mmd_keras.tools.fid_weights`` (or converted from pytorch-fid's
+``pt_inception-2015-12-05-6726825d.pth`` with ``python -m mmd_keras.tools.convert_fid_inception``),
 which writes ``$MMD_KERAS_CACHE/fid_inception.npz`` (else ``~/.cache/mmd_keras/``), where
 this command looks when ``--weights`` is not given.
 

@@ -18,7 +18,8 @@ align_corners=False)`` in pytorch-fid, ``tf.image.resize(..., antialias=False)``
 pytorch-fid's ``2 * x - 1`` input scaling maps its ``[0, 1]`` images to the same ``[-1, 1]``.
 
 Layer names are the PyTorch module paths (``Mixed_5b.branch1x1.conv``), so converting a state
-dict is a renaming plus transposes (:func:`keras_weights_from_state_dict`).
+dict is a renaming plus transposes (:func:`keras_weights_from_state_dict`). The TF graph's own
+Const nodes map on with a renaming alone (:mod:`mmd_keras.tools.fid_weights`).
 
 Reference: Heusel et al., *GANs trained by a two time-scale update rule converge to a local
 Nash equilibrium* (NeurIPS 2017); Bińkowski et al., *Demystifying MMD GANs* (ICLR 2018), §5.
@@ -274,7 +275,7 @@ def load_fid_inception(weights_path=None, resize_input=True, flag="weights_path"
     """Builds the FID Inception and loads weights written by the converter.
 
     Args:
-        weights_path: ``.npz`` from ``python -m mmd_keras.tools.convert_fid_inception``; None
+        weights_path: ``.npz`` from ``python -m mmd_keras.tools.fid_weights``; None
             = the default cache file :func:`mmd_keras.evaluation.weights.default_fid_weights_path`.
         resize_input: see :func:`build_fid_inception`.
         flag: the argument or command-line flag that set ``weights_path``, named in errors.
@@ -289,7 +290,8 @@ def load_fid_inception(weights_path=None, resize_input=True, flag="weights_path"
             weights = {key: data[key] for key in data.files}
     except (OSError, ValueError) as error:
         raise ValueError(
-            f"Expected a `.npz` written by mmd_keras.tools.convert_fid_inception. Received: "
+            f"Expected a `.npz` written by mmd_keras.tools.fid_weights (or "
+            f"convert_fid_inception). Received: "
             f"`weights_path={weights_path}` ({error})") from error
     if str(weights.get(_FORMAT_KEY, "")) != WEIGHTS_FORMAT:
         raise ValueError(
@@ -309,7 +311,7 @@ class FIDInceptionExtractor(FeatureExtractor):
     compute it; ``logits(images, bias=True)`` gives the ``fc`` output of pytorch-fid's port.
 
     Args:
-        weights_path: ``.npz`` written by ``python -m mmd_keras.tools.convert_fid_inception``;
+        weights_path: ``.npz`` written by ``python -m mmd_keras.tools.fid_weights``;
             None = the default cache file (``$MMD_KERAS_CACHE/fid_inception.npz``, else
             ``~/.cache/mmd_keras/fid_inception.npz``), where the converter writes by default.
         batch_size: images per network call.

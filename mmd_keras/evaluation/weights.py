@@ -3,14 +3,18 @@
 TF-free on purpose: the command lines import it to print their help and resolve default
 paths without importing TensorFlow.
 
-The FID-Inception weights are pytorch-fid's release
-``pt_inception-2015-12-05-6726825d.pth`` (:data:`FID_INCEPTION_SOURCE_URL`), the PyTorch port
-of the 2015-12-05 TensorFlow Inception graph that FID/KID/IS numbers are published with. They
-are converted once (needs torch)::
+The FID-Inception weights come from the 2015-12-05 TensorFlow Inception graph that FID/KID/IS
+numbers are published with. They are written once, from the original graph with TensorFlow
+alone (downloads ``inception-2015-12-05.tgz`` once, or ``--source=PATH`` for a local copy)::
+
+    python -m mmd_keras.tools.fid_weights
+
+or, as an alternative, converted from pytorch-fid's PyTorch port
+``pt_inception-2015-12-05-6726825d.pth`` (:data:`FID_INCEPTION_SOURCE_URL`; needs torch)::
 
     python -m mmd_keras.tools.convert_fid_inception pt_inception-2015-12-05-6726825d.pth
 
-which writes :func:`default_fid_weights_path` (``$MMD_KERAS_CACHE/fid_inception.npz``, else
+Both write :func:`default_fid_weights_path` (``$MMD_KERAS_CACHE/fid_inception.npz``, else
 ``~/.cache/mmd_keras/fid_inception.npz``); after that no weights flag is needed.
 """
 
@@ -20,6 +24,7 @@ FID_INCEPTION_SOURCE_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_INCEPTION_SOURCE_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/"
                             "fid_weights/" + FID_INCEPTION_SOURCE_FILE)
 FID_INCEPTION_FILE = "fid_inception.npz"
+FID_WEIGHTS_COMMAND = "python -m mmd_keras.tools.fid_weights"
 CONVERT_COMMAND = ("python -m mmd_keras.tools.convert_fid_inception "
                    + FID_INCEPTION_SOURCE_FILE)
 CACHE_ENV = "MMD_KERAS_CACHE"
@@ -40,11 +45,13 @@ def default_fid_weights_path():
 
 
 def how_to_get_fid_weights():
-    """One sentence: where the weights come from and the command that converts them."""
-    return (f"Download pytorch-fid's `{FID_INCEPTION_SOURCE_FILE}` ({FID_INCEPTION_SOURCE_URL}) "
-            f"and convert it once with `{CONVERT_COMMAND}` (needs torch); it writes "
-            f"`{default_fid_weights_path()}`, the default location "
-            f"(folder: ${CACHE_ENV}, else ~/.cache/mmd_keras).")
+    """Two sentences: the commands that create the weights file, and where it goes."""
+    return (f"Create it once from TensorFlow's original Inception graph with "
+            f"`{FID_WEIGHTS_COMMAND}` (downloads inception-2015-12-05.tgz; offline, pass "
+            f"`--source=PATH` to a local copy), or from pytorch-fid's "
+            f"`{FID_INCEPTION_SOURCE_FILE}` ({FID_INCEPTION_SOURCE_URL}) with "
+            f"`{CONVERT_COMMAND}` (needs torch). Both write `{default_fid_weights_path()}`, "
+            f"the default location (folder: ${CACHE_ENV}, else ~/.cache/mmd_keras).")
 
 
 def resolve_fid_weights_path(path=None, flag="--weights"):

@@ -3,7 +3,7 @@
 :func:`run` is the story of a run, one named step per line: strategy → preflight (checks and
 the networks and loss, built once, writing nothing) → lock → build → restore → fit → report.
 Nothing is written before preflight has passed, and a failure before ``fit`` leaves the
-workdir as it was. :func:`dry_run` is preflight without data, weights, strategy or lock.
+workdir as it was. :func:`dry_run` is preflight without opening the data, strategy or lock.
 
 Failure behaviour (README, "Failure behaviour"; tests/faults/): the lock is ``flock`` locally
 and a heartbeat lease on gs:// and other ``tf.io.gfile`` paths (:mod:`mmd_keras.workdir_lock`);
@@ -21,7 +21,6 @@ and, here, the story and what the run prints at the end.
 import contextlib
 import dataclasses
 import errno
-import os
 import sys
 import time
 
@@ -307,24 +306,13 @@ def _dtype_policy(name):
 
 
 def unchecked(config):
-    """``[(what, why)]`` a dry run cannot check offline (data, weights, strategy)."""
-    notes = []
-    if config.data_dir and fileio.is_local(config.data_dir) and not os.path.isdir(
-            config.data_dir):
-        notes.append(("data", f"--data_dir={config.data_dir} does not exist here; a real run "
-                      "stops with an error naming --data_dir"))
-    else:
-        where = f"in {config.data_dir}" if config.data_dir else "(TFDS default or package)"
-        notes.append(("data", f"--dataset={config.dataset} {where} is not opened by --dry_run "
-                      "(offline, no download); a real run opens it first"))
-    if evaluation.needs_weights(config):
-        if not evaluation.eval_weights(config):
-            why = ("a real run stops: --adaptive_lr needs them" if config.adaptive_lr
-                   else "a real run skips KID/FID")
-            notes.append(("evaluation weights", f"--eval_weights not given; {why}"))
-        elif not os.path.isfile(config.eval_weights):
-            notes.append(("evaluation weights", f"--eval_weights={config.eval_weights} does not "
-                          "exist here; a real run stops with an error naming --eval_weights"))
+    """``[(what, why)]`` a dry run does not check (opening the data, the strategy) or that a
+    real run will only report (KID/FID skipped without weights)."""
+    where = f"in {config.data_dir}" if config.data_dir else "(TFDS default or package)"
+    notes = [("data", f"--dataset={config.dataset} {where} is not opened by --dry_run (offline, "
+              "no download); a real run opens it first and stops with an error if it cannot")]
+    if evaluation.needs_weights(config) and not evaluation.eval_weights(config):
+        notes.append(("evaluation weights", "--eval_weights not given; a real run skips KID/FID"))
     if config.strategy not in ("default", "one_device"):
         notes.append(("strategy", f"--strategy={config.strategy} is not created by --dry_run "
                       "(it needs the devices/cluster); a real run creates it first"))
@@ -332,16 +320,22 @@ def unchecked(config):
 
 
 def dry_run(config, stdout=None):
-    """Checks ``config`` offline (networks and loss built once, workdir readable), prints the
-    resolved flags and what could not be checked; writes nothing. Returns 0."""
+    """Runs every check of a real run that needs no dataset and no strategy (flags, networks
+    and loss built once, workdir, ``--data_dir`` and evaluation-weights files), prints the
+    resolved flags and what was not checked; writes nothing. Returns 0.
+
+    Raises:
+        ConfigError: a check failed (several are listed together, each naming its flag).
+    """
     stdout = stdout or sys.stdout
     config = worker_config(config)
     with _dtype_policy(config.mixed_precision):
-        preflight(config, check_data=False)
+        preflight(config, open_dataset=False)
     notes = unchecked(config)
     header = ("Resolved configuration (--dry_run: nothing written).\nChecked: flag values and "
-              "combinations, the networks and the loss (built), the workdir (usable).\nNot "
-              "checked:\n" + "\n".join(f"  {what}: {why}" for what, why in notes))
+              "combinations, the networks and the loss (built), the workdir (usable), "
+              "--data_dir and the evaluation weights (files).\nNot checked:\n"
+              + "\n".join(f"  {what}: {why}" for what, why in notes))
     print(config_lib.to_flagfile(config, header=header), file=stdout, end="")
     return EXIT_OK
 

@@ -227,19 +227,55 @@ def check_dataset(config):
                           f"(`--data_dir={config.data_dir}`). {error}") from None
 
 
-def preflight(config, check_data=True):
+def preflight(config, check_data=True, open_dataset=True):
     """Every check that needs the library but writes nothing; returns the built :class:`Parts`.
 
-    Build it inside the run's strategy scope (the parts are reused). ``check_data=False``
-    skips the data directory, the evaluation weights and opening the dataset (``--dry_run``).
+    Every check runs even when an earlier one fails, and all problems are raised together
+    (:func:`combine`), so a run reports everything to fix at once rather than one problem per
+    attempt. Build it inside the run's strategy scope (the parts are reused).
+
+    Args:
+        config: the RunConfig.
+        check_data: False skips the data directory, the evaluation weights and the dataset
+            (checking a config on a machine without either).
+        open_dataset: False skips only opening the training stream (``--dry_run``: the
+            data directory and the weights files are still checked).
+
+    Raises:
+        ConfigError: naming the first problem's flag; with several, the message lists each.
     """
+    problems = []
+
+    def attempt(check, *args):
+        try:
+            return check(*args)
+        except ConfigError as error:
+            problems.append(error)
+            return None
+
     if check_data:
-        check_data_dir(config)
-    check_workdir(config)
-    generator, critic = build_networks(config)
-    parts = Parts(generator, critic, build_loss(config))
-    check_collapse_recovery(config, parts.loss)
+        attempt(check_data_dir, config)
+    attempt(check_workdir, config)
+    networks = attempt(build_networks, config)
+    loss = attempt(build_loss, config)
+    if loss is not None:
+        attempt(check_collapse_recovery, config, loss)
     if check_data:
-        check_eval_weights(config)
-        check_dataset(config)
-    return parts
+        attempt(check_eval_weights, config)
+        if open_dataset and not any(p.flag == "data_dir" for p in problems):
+            attempt(check_dataset, config)  # (a missing --data_dir would only fail again here)
+    if problems:
+        raise combine(problems)
+    return Parts(*networks, loss)
+
+
+def combine(problems):
+    """One ConfigError for ``problems``: the problem itself when alone, else a numbered list
+    naming each flag (``.flag`` is the first one's; ``.problems`` holds them all)."""
+    if len(problems) == 1:
+        return problems[0]
+    lines = "\n".join(f"  {i}. --{p.flag}: {p}" for i, p in enumerate(problems, start=1))
+    error = ConfigError(problems[0].flag, f"{len(problems)} problems, found before anything "
+                        f"was written; fix them all, then rerun:\n{lines}")
+    error.problems = list(problems)
+    return error

@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from mmd_keras import config as config_lib
+from mmd_keras.evaluation import weights as weights_lib
 
 Plan = collections.namedtuple("Plan", "extractor reference held_out floor")
 _DIGITS = Plan(extractor="digits", reference="held-out digits", held_out=True, floor=True)
@@ -37,8 +38,6 @@ def plan(config):
 
 def eval_weights(config):
     """``--eval_weights`` if given, else the converted default file if it exists, else ""."""
-    from mmd_keras.evaluation import weights as weights_lib
-
     if config.eval_weights:
         return config.eval_weights
     default = weights_lib.default_fid_weights_path()
@@ -78,9 +77,9 @@ def build_evaluation(config, writer, on_new_best, print_fn, model=None):
         return None, None
     weights = eval_weights(config)
     if p.extractor == "fid_inception" and not weights:
-        print_fn("KID skipped: pass --eval_weights=<FID-Inception .npz> (or convert them once "
-                 "into the default cache: `python -m mmd_keras.tools.convert_fid_inception "
-                 f"pt_inception-2015-12-05-6726825d.pth`) to evaluate on {config.dataset}.")
+        print_fn("KID skipped: pass --eval_weights=<FID-Inception .npz> (or create them once "
+                 f"in the default cache: `{weights_lib.FID_WEIGHTS_COMMAND}`, else "
+                 f"`{weights_lib.CONVERT_COMMAND}`) to evaluate on {config.dataset}.")
         return None, None
     from mmd_keras.evaluation import callback as callback_lib
     from mmd_keras.evaluation import extractors, metrics
