@@ -136,7 +136,7 @@ def _json_default(value):
 
 
 def format_table(header, rows):
-    """A fixed-width text table (the README's numbers are pasted from it)."""
+    """A fixed-width text table (docs/performance.md's numbers are pasted from it)."""
     cells = [[str(c) for c in header]] + [[_cell(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))

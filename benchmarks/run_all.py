@@ -134,7 +134,7 @@ def _md_table(header, rows):
 
 
 def markdown(record):
-    """The README's tables (markdown) from a saved run_all record."""
+    """docs/performance.md's tables (markdown) from a saved run_all record."""
     steps, peak = record["train_step"], record["peak"]
     end = record.get("peak_end")
     out = [f"Machine: {record['machine']['cpu']}, {record['machine']['cpu_count']} CPUs, TF "
@@ -181,7 +181,7 @@ def main(argv=None):
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--label", default=None, help="results file name (default: the host name)")
     parser.add_argument("--markdown", default=None, metavar="JSON",
-                        help="print the README tables of a saved run_all JSON and exit (runs nothing)")
+                        help="print the docs/performance.md tables of a saved run_all JSON and exit (runs nothing)")
     args = parser.parse_args(argv)
     if args.markdown:
         if not os.path.isfile(args.markdown):

@@ -68,7 +68,7 @@ _LR_FACTOR = "`lr_factor` < 1 (a schedule cannot be scaled)"
 
 @dataclasses.dataclass(frozen=True)
 class CollapseRule:
-    """Thresholds of :func:`detect_collapse` (defaults chosen on the digits study, see README).
+    """Thresholds of :func:`detect_collapse` (defaults chosen on the digits study, see docs/studies/collapse_recovery.md).
 
     Attributes:
         condition_growth: alarm when the max-layer condition number exceeds this factor × the
@@ -267,7 +267,7 @@ class CollapseRecovery(keras.callbacks.Callback):
             false alarms on a loss without an adjustable coefficient.
         lr_factor: multiplier of both optimizers' learning rates at each recovery, in (0, 1];
             1 (default) is paper 2's recipe (λ only). Beyond the paper: when a raised λ alone
-            does not stop the collapse recurring (README, "Collapse recovery").
+            does not stop the collapse recurring (docs/studies/collapse_recovery.md).
     """
 
     def __init__(self, rule=None, check_every=25, snapshot_every=100, factor=10.0, max_recoveries=3,

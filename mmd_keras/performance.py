@@ -12,8 +12,8 @@ and container CPU sets, unlike ``os.cpu_count``) — **only** when the user set 
 
 :func:`runtime_report` states what matters for speed on this process: oneDNN on/off (TF
 enables its oneDNN CPU kernels by default only on x86 CPUs with AVX-512/AMX features; with the
-Eigen kernels a transposed convolution runs 10–70× below a forward convolution, README
-"Performance"), the convolution implementation the library's layers pick
+Eigen kernels a transposed convolution runs 10–70× below a forward convolution,
+docs/performance.md), the convolution implementation the library's layers pick
 (:mod:`mmd_keras.layers.conv`), the thread pools and the visible devices.
 """
 

@@ -1,7 +1,9 @@
 """The command line as a user types it: --help without TensorFlow, shipped configs, --config,
---list_configs, offline --dry_run of every config and of every command the README, the config
-headers and launch/*.sh show, the TPU script reaching strategy creation, console output."""
+--list_configs, offline --dry_run of every config and of every command README.md, docs/**/*.md,
+the config headers and launch/*.sh show, the evaluation commands parsed, every program of the
+pages' shell blocks resolved, the TPU script reaching strategy creation, console output."""
 
+import glob
 import os
 import re
 import shlex
@@ -16,6 +18,8 @@ from mmd_keras import launch
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 CONFIGS = sorted(name[:-4] for name in os.listdir(os.path.join(REPO, "configs"))
                  if name.endswith(".cfg"))
+DOC_PAGES = ["README.md"] + sorted(os.path.relpath(path, REPO) for path in glob.glob(
+    os.path.join(REPO, "docs", "**", "*.md"), recursive=True))
 ENV = {**os.environ, "PYTHONPATH": REPO}
 ENV.pop("TF_CPP_MIN_LOG_LEVEL", None)
 
@@ -97,7 +101,7 @@ def test_config_name_equals_its_flagfile_and_unknown_names_exit_2(capsys):
 
 
 def test_every_config_named_in_the_docs_exists():
-    texts = [open(os.path.join(REPO, "README.md")).read()]
+    texts = [open(os.path.join(REPO, page)).read() for page in DOC_PAGES]
     for folder in ("configs", "launch"):
         for name in os.listdir(os.path.join(REPO, folder)):
             texts.append(open(os.path.join(REPO, folder, name)).read())
@@ -147,10 +151,11 @@ def test_dry_run_of_every_shipped_config_succeeds_offline(name, tmp_path, capsys
     assert not (tmp_path / "run").exists()
 
 
-def _documented_commands():
-    """Every `python -m mmd_keras.launch ...`, `mmd-keras ...` and `launch/X.sh ...` command in
-    README.md and the config headers, with backslash continuations joined."""
-    sources = {"README.md": open(os.path.join(REPO, "README.md")).read()}
+def _documented_commands(pattern=r"python -m mmd_keras\.launch|mmd-keras|launch/\w+\.sh"):
+    """Every command matching ``pattern`` (default: the launcher's and launch/X.sh) in README.md,
+    docs/**/*.md and the config headers, in code blocks and prose, with backslash continuations
+    joined; each (source, command) once."""
+    sources = {page: open(os.path.join(REPO, page)).read() for page in DOC_PAGES}
     for name in CONFIGS:
         sources[f"configs/{name}.cfg"] = open(os.path.join(REPO, "configs", f"{name}.cfg")).read()
     commands = []
@@ -158,11 +163,100 @@ def _documented_commands():
         text = re.sub(r"\\\n[#\s]*", " ", text)
         for line in text.splitlines():
             line = line.lstrip("#").strip().strip("`")
-            match = re.search(r"(python -m mmd_keras\.launch|mmd-keras|launch/\w+\.sh)(\s.*|$)",
-                              line)
+            match = re.search(rf"({pattern})(\s.*|$)", line)
             if match and not line.startswith(("$", "pip")):
-                commands.append((source, match.group(0).split("  #")[0].split("`")[0].strip()))
+                command = match.group(0).split("  #")[0].split("`")[0].strip()
+                if (source, command) not in commands:
+                    commands.append((source, command))
     return commands
+
+
+def _shell_block_commands(text):
+    """The commands of a page's ```bash/```sh blocks: continuations joined, comments dropped,
+    ``a; b`` split, leading ``VAR=value`` assignments removed."""
+    commands = []
+    for block in re.findall(r"^```(?:bash|sh|shell)\n(.*?)^```", text, re.S | re.M):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            lexer = shlex.shlex(line, posix=True, punctuation_chars=";")  # "#" starts a comment
+            lexer.whitespace_split = True
+            words = [*lexer, ";"]
+            while ";" in words:
+                command, words = words[:words.index(";")], words[words.index(";") + 1:]
+                while command and re.match(r"[A-Z][A-Z0-9_]*=", command[0]):
+                    command = command[1:]
+                if command:
+                    commands.append(command)
+    return commands
+
+
+#: Programs the pages may show in shell blocks beside ``python``; anything else is a typo or a
+#: command nobody checks.
+_OTHER_PROGRAMS = {"pip", "mmd-keras", "tensorboard", "docker", "saved_model_cli", "tfds",
+                   "uptime"}
+
+
+def _program_problem(words):
+    """Why a shell-block command cannot run as written (a missing module, script or program),
+    or None."""
+    program = words[0]
+    if program == "python":
+        if words[1] == "-m":
+            if words[2] == "pytest":
+                return None
+            path = os.path.join(REPO, *words[2].split("."))
+            if os.path.isfile(path + ".py") or os.path.isfile(os.path.join(path, "__main__.py")):
+                return None
+            return f"no module {words[2]} with a main in the repository"
+        return None if os.path.isfile(os.path.join(REPO, words[1])) else f"no script {words[1]}"
+    if program.startswith("launch/"):
+        return None if os.access(os.path.join(REPO, program), os.X_OK) else f"no script {program}"
+    return None if program in _OTHER_PROGRAMS else f"unknown program {program}"
+
+
+def test_every_shell_block_command_names_a_program_that_exists():
+    """Every command of every ```bash block of the README and the docs runs a module, script
+    or program that exists (so a renamed module or script cannot leave a dead command)."""
+    problems, count = [], 0
+    for page in DOC_PAGES:
+        for words in _shell_block_commands(open(os.path.join(REPO, page)).read()):
+            count += 1
+            problem = _program_problem(words)
+            if problem:
+                problems.append((page, " ".join(words), problem))
+    assert count >= 30 and problems == []
+
+
+def test_shell_block_parsing():
+    text = ("```bash\nA=1 B=2 python -m x.y --f=1  # note\n# comment\nmmd-keras --a \\\n  --b; "
+            "launch/z.sh c 'd;e'\n```\n```python\nnot = 'a command'\n```\n")
+    assert _shell_block_commands(text) == [["python", "-m", "x.y", "--f=1"],
+                                           ["mmd-keras", "--a", "--b"], ["launch/z.sh", "c", "d;e"]]
+    assert _program_problem(["python", "-m", "mmd_keras.launch"]) is None
+    assert _program_problem(["python", "-m", "mmd_keras.lauch"]).startswith("no module")
+    assert _program_problem(["python", "examples/nothing.py"]).startswith("no script")
+    assert _program_problem(["mmd-kears"]).startswith("unknown program")
+
+
+def test_every_documented_evaluation_command_parses(tmp_path, monkeypatch):
+    """`python -m mmd_keras.evaluate|evaluation ...` commands of the pages' shell blocks: every flag exists and
+    every value is accepted (``--output`` redirected to a temporary folder; parsing needs no
+    TensorFlow and computes nothing)."""
+    from mmd_keras.evaluation import cli
+
+    commands = [(page, words) for page in DOC_PAGES
+                for words in _shell_block_commands(open(os.path.join(REPO, page)).read())
+                if words[:2] == ["python", "-m"]
+                and words[2] in ("mmd_keras.evaluate", "mmd_keras.evaluation")]
+    assert len(commands) >= 3
+    monkeypatch.setenv("MMD_KERAS_CACHE", str(tmp_path))
+    (tmp_path / "fid_inception.npz").write_bytes(b"")  # where --extractor=fid_inception looks
+    for source, command in commands:
+        words = [w if not w.startswith("--output=") else f"--output={tmp_path / 'scores.json'}"
+                 for w in command[3:]]
+        try:
+            cli.parse(words)
+        except ValueError as error:
+            raise AssertionError((source, command, str(error))) from None
 
 
 def _dry_run_words(words, tmp_path):

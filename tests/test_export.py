@@ -365,16 +365,24 @@ def test_sigkill_during_save_leaves_no_version(generator, tmp_path):
 
 
 def test_readme_rest_bodies_run_against_a_digits_sized_export():
-    """The README's REST request bodies, fed as TF Serving's columnar "inputs" format."""
+    """The REST request bodies of docs/serving.md and of the README's serving section, fed as
+    TF Serving's columnar "inputs" format."""
     import re
 
     from mmd_keras import networks
 
-    readme = open(os.path.join(os.path.dirname(__file__), os.pardir, "README.md")).read()
-    section = readme[readme.index("## Serving the generator"):]
-    section = section[:section.index("\n## ", 3)]
-    bodies = [json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", section, re.S)]
+    def bodies_in(page, heading=None):
+        text = open(os.path.join(os.path.dirname(__file__), os.pardir, page)).read()
+        if heading:  # only that section
+            text = text[text.index(heading):]
+            text = text[:text.index("\n## ", 3)]
+        return [json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", text, re.S)]
+
+    bodies = bodies_in("docs/serving.md")
     assert [b["signature_name"] for b in bodies] == ["serving_default", "sample"]
+    readme_bodies = bodies_in("README.md", "## Serving with TF Serving")
+    assert [b["signature_name"] for b in readme_bodies] == ["sample"]
+    bodies += readme_bodies
     keras.utils.set_random_seed(0)
     generator = networks.build_generator("small", image_size=8, channels=1, latent_dim=32)
     path = export.export_generator(generator, f"ram://readme_{os.getpid()}", "digits")

@@ -17,8 +17,8 @@ message naming the input and the expected shape. Writing is atomic and versioned
 filesystem, and each version carries a marker naming the run that wrote it (see
 :mod:`mmd_keras.export.storage`).
 
-TF Serving REST (model name = ``run_name``, base path = ``<root>/<run_name>``): see the
-README, section "Serving the generator".
+TF Serving REST (model name = ``run_name``, base path = ``<root>/<run_name>``): see
+docs/serving.md.
 """
 
 import re

@@ -4,7 +4,7 @@ TensorFlow's CPU kernel ``Conv2DBackpropInput`` computes every ``conv2d_transpos
 convolution's input gradient (a critic's backward pass, a gradient penalty, the generator's
 step through the critic). With TF's Eigen CPU kernels (TF's default on CPUs without AVX-512/AMX,
 or ``TF_ENABLE_ONEDNN_OPTS=0``) it runs at 1–85 % of a forward convolution of the same FLOPs at
-the library's shapes (README, "Performance"). This module rewrites both with forward
+the library's shapes (docs/performance.md). This module rewrites both with forward
 convolutions, exactly (same sums, float32 round-off only):
 
 **Phase decomposition** of a stride-``s`` transposed convolution (the "sub-kernel" trick):
@@ -76,7 +76,7 @@ def default_implementation():
     ``"native"`` where a GPU is visible (cuDNN) or TF's oneDNN CPU kernels are on (their
     ``Conv2DBackpropInput`` runs at the forward convolution's rate); ``"phases"`` on CPUs with
     TF's Eigen kernels (``TF_ENABLE_ONEDNN_OPTS=0``, non-x86 builds), whose
-    ``Conv2DBackpropInput`` runs at 1–70 % of the forward rate (README, "Performance").
+    ``Conv2DBackpropInput`` runs at 1–70 % of the forward rate (docs/performance.md).
     """
     if _default["implementation"] != "auto":
         return _default["implementation"]
@@ -217,8 +217,8 @@ def _phases_supported(layer):
 IMAGE_CHANNELS = 3
 #: "auto" keeps TF's kernel for layers with fewer channels than this on either side: the
 #: phases' extra ops (one convolution per phase, pads, depth_to_space) cost more than Eigen's
-#: kernel loses on small layers. Measured with Eigen kernels, one process, round-robin (README
-#: "Performance"): threshold 0 / 64 / 128 — digits default step 67 → 46 ms (0 → 64), paper 1's
+#: kernel loses on small layers. Measured with Eigen kernels, one process, round-robin
+#: (docs/performance.md): threshold 0 / 64 / 128 — digits default step 67 → 46 ms (0 → 64), paper 1's
 #: MNIST step 1.17 → 1.01 s (0 → 64) and 0.79 → 1.05 s (64 → 128). 0 = no threshold.
 PHASES_MIN_CHANNELS = 64
 

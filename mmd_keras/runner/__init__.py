@@ -5,7 +5,7 @@ the networks and loss, built once, writing nothing) → lock → build → resto
 Nothing is written before preflight has passed, and a failure before ``fit`` leaves the
 workdir as it was. :func:`dry_run` is preflight without opening the data, strategy or lock.
 
-Failure behaviour (README, "Failure behaviour"; tests/faults/): the lock is ``flock`` locally
+Failure behaviour (docs/operations.md; tests/faults/): the lock is ``flock`` locally
 and a heartbeat lease on gs:// and other ``tf.io.gfile`` paths (:mod:`mmd_keras.workdir_lock`);
 the restore trusts no state file and skips unreadable or non-finite checkpoints, and no save
 writes a non-finite weight (:mod:`mmd_keras.checkpointing`); SIGTERM/SIGINT checkpoint the
