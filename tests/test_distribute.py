@@ -50,6 +50,16 @@ def _result(proc, timeout):
 # ---------------------------------------------------------------- in-process API
 
 
+@pytest.mark.parametrize("tpu, address", [(None, "local"), ("", "local"),
+                                          ("grpc://10.0.0.2:8470", "grpc://10.0.0.2:8470")])
+def test_tpu_strategy_resolves_the_vms_own_tpu_without_a_name(fake_tpu_system, tpu, address):
+    """On a Cloud TPU VM no name is needed: ``tpu=None``/``""`` resolves ``"local"`` (TF's
+    resolver without an argument asks for ``TPU_NAME``); a name is passed through."""
+    assert distribute.create_strategy("tpu", tpu=tpu) == ("TPUStrategy", address)
+    assert fake_tpu_system == [("resolver", address, {}), ("connect", address),
+                               ("initialize", address)]
+
+
 def test_create_strategy_names_and_errors(monkeypatch):
     assert distribute.create_strategy("default") is tf.distribute.get_strategy()
     one = distribute.create_strategy("one_device")
