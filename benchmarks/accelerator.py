@@ -4,6 +4,7 @@ Run from the repository root on the accelerator machine::
 
     python -m benchmarks.accelerator                     # every precision × XLA on/off
     python -m benchmarks.accelerator --reduced           # tiny networks (the CPU test runs this)
+    python -m benchmarks.accelerator --tpu=my-tpu        # a TPU node (default: the TPU VM's own)
 
 Cases: paper 3's Table S1 joint MMD-rep step (``dcgan_s1`` 32 px, PICO critic, batch 64) and
 paper 1's MNIST step (``dcgan_p1`` 32 px, rq* kernel, witness GP + L2, 5 critic steps), each
@@ -24,6 +25,7 @@ import tensorflow as tf
 
 from benchmarks import common
 from benchmarks import flops as flops_lib
+from mmd_keras import distribute
 
 #: Nominal dense peak (TFLOP/s) by device-name fragment and compute dtype (vendor data sheets).
 NOMINAL_TFLOPS = {
@@ -58,12 +60,12 @@ def nominal_peak(name, dtype):
     return None
 
 
-def strategy_for(kind):
+def strategy_for(kind, tpu=None):
+    """``TPUStrategy`` on a TPU (``tpu``: a TPU name/``grpc://`` address, None: the VM's own
+    TPU, ``"local"``), else the default strategy. Without ``"local"`` TF's resolver asks for a
+    TPU name unless ``TPU_NAME`` is set, so the TPU goes through :func:`distribute.create_strategy`."""
     if kind == "TPU":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
+        return distribute.create_strategy("tpu", tpu=tpu)
     return tf.distribute.get_strategy()
 
 
@@ -127,9 +129,9 @@ def plan(kind, reduced):
             for s in steps for p in policies for j in (False, True)]
 
 
-def run(reduced, repeats, log=common.log):
+def run(reduced, repeats, log=common.log, tpu=None):
     kind, name = device_kind()
-    strategy = strategy_for(kind)
+    strategy = strategy_for(kind, tpu)
     cases = plan(kind, reduced)
     candidates, info = {}, {}
     for case in cases:
@@ -169,8 +171,10 @@ def print_report(record):
 def main(argv=None):
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--reduced", action="store_true", help="tiny networks at 16 px, batch 8 (CPU test)")
+    parser.add_argument("--tpu", default=None,
+                        help="TPU name or grpc:// address (default: the Cloud TPU VM's own TPU)")
     args = parser.parse_args(argv)
-    record = run(args.reduced or args.quick, args.repeats or (1 if args.reduced else 5))
+    record = run(args.reduced or args.quick, args.repeats or (1 if args.reduced else 5), tpu=args.tpu)
     path = common.write_json(record, args.output or common.default_output("accelerator", args.reduced))
     print_report(record)
     print(f"wrote {path}")

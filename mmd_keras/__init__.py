@@ -11,6 +11,7 @@ distribution, ``y``/``fake_*`` samples of the generator; kernel matrices are nam
 ``k_xx``, ``k_xy``, ``k_yy``; the network trained to tell them apart is the *critic*.
 """
 
+import importlib.util as _importlib_util
 import json as _json
 import os as _os
 
@@ -49,4 +50,22 @@ def _check_backend():
         )
 
 
+def _check_tensorflow():
+    """Fails early, with the install commands, when no TensorFlow build is installed.
+
+    ``MMD_KERAS_TENSORFLOW=none pip install .`` (or a wheel built with it) requires none, and
+    ``tensorflow-tpu``/``-cpu`` can be uninstalled under the package; ``find_spec`` looks for the
+    module without importing it (TensorFlow takes 12-17 s to import).
+    """
+    if _importlib_util.find_spec("tensorflow") is None:
+        raise ImportError(
+            "mmd_keras needs TensorFlow >= 2.16, and this Python environment has none. Install "
+            "the build for the hardware: `pip install tensorflow` (CPUs; NVIDIA GPUs through the "
+            "system's CUDA), `pip install \"tensorflow[and-cuda]\"` (GPUs, CUDA from pip), "
+            "`pip install tensorflow-cpu`, or `pip install tensorflow-tpu` (Cloud TPU VMs) — or "
+            "reinstall mmd_keras with `MMD_KERAS_TENSORFLOW=tensorflow|cuda|cpu|tpu pip install -e .`"
+        )
+
+
 _check_backend()
+_check_tensorflow()

@@ -399,6 +399,13 @@ def _validate_combinations(config):
     if config.tpu and config.strategy != "tpu":
         raise ConfigError("tpu", "Expected `--tpu` only with `--strategy=tpu`. Received: "
                           f"`--tpu={config.tpu}` with `--strategy={config.strategy}`")
+    if config.jit_compile and config.strategy in ("mirrored", "multi_worker"):
+        raise ConfigError(
+            "jit_compile", f"Expected no `--jit_compile` with `--strategy={config.strategy}`: "
+            "XLA compiles the step of every replica as one program on the first device, which "
+            "cannot reach the other devices' variable copies; XLA runs with `--strategy=tpu`, "
+            "`one_device` or `default`. Received: `--jit_compile` with "
+            f"`--strategy={config.strategy}`")
     if config.critic_schedule == "joint" and config.critic_steps != 1:
         raise ConfigError(
             "critic_steps", "Expected `--critic_steps=1` with `--critic_schedule=joint` (one "

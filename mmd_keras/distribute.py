@@ -91,6 +91,28 @@ def create_strategy(name, tpu=None, devices=None):
     return tf.distribute.TPUStrategy(resolver)
 
 
+def check_jit_compile(strategy, jit_compile):
+    """Refuses ``jit_compile=True`` where XLA cannot compile Keras's step: several replicas of a
+    ``MirroredStrategy``/``MultiWorkerMirroredStrategy``.
+
+    Keras XLA-compiles the whole cross-replica step (``strategy.run`` included) as one program
+    placed on the first device, which cannot read the other devices' copies of the variables
+    (TF's known XLA issue "tf.Variable on a different device"; a one-``Dense`` Keras model fails
+    the same way). ``TPUStrategy`` compiles the replicated step for the TPU, and one device has
+    no other copies; Keras's ``jit_compile="auto"`` already turns XLA off under a strategy.
+
+    Raises:
+        ValueError: for ``jit_compile=True`` under several mirrored replicas.
+    """
+    mirrored = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if jit_compile is True and isinstance(strategy, mirrored) and strategy.num_replicas_in_sync > 1:
+        raise ValueError(
+            f'Expected `jit_compile=False` or "auto" under {type(strategy).__name__} over '
+            f"{strategy.num_replicas_in_sync} replicas: XLA compiles the step of every replica as "
+            "one program on the first device, which cannot reach the other devices' variable "
+            "copies (XLA runs under TPUStrategy and on one device). Received: `jit_compile=True`")
+
+
 def _validate_tf_config(raw):
     """Raises a ValueError naming the problem when ``TF_CONFIG`` cannot drive a worker."""
     example = (

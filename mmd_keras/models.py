@@ -175,7 +175,9 @@ class MMDGAN(keras.Model):
             critic_optimizer: same for the critic.
             loss: a `mmd_keras.losses` name ("mmd", "repulsive", "smmd", ...), config dict or
                 `GANLoss` instance.
-            jit_compile, steps_per_execution, run_eagerly: as `keras.Model.compile`.
+            jit_compile, steps_per_execution, run_eagerly: as `keras.Model.compile`
+                (``jit_compile=True`` is refused under several mirrored replicas:
+                `distribute.check_jit_compile`).
             **kwargs: other `keras.Model.compile` arguments except optimizer/loss/metrics.
 
         Under the ``mixed_float16`` policy each optimizer is wrapped in a
@@ -184,6 +186,7 @@ class MMDGAN(keras.Model):
         if loss is None:
             raise ValueError("Expected `loss` a mmd_keras.losses name, config dict or GANLoss. "
                              "Received: `loss=None`")
+        distribute.check_jit_compile(self.distribute_strategy, jit_compile)
         super().compile(optimizer=None, jit_compile=jit_compile, steps_per_execution=steps_per_execution,
                         run_eagerly=run_eagerly, **kwargs)
         if isinstance(loss, (str, dict)):

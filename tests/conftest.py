@@ -88,3 +88,27 @@ def tmpfs():
     yield mount
     for path in mounted:
         os.system(f"umount {path}")
+
+
+@pytest.fixture
+def fake_tpu_system(monkeypatch):
+    """Stands in for a Cloud TPU: ``TPUClusterResolver``, the connect/initialize calls and
+    ``TPUStrategy`` record their arguments in the returned list. The resolver refuses a missing
+    TPU name as TF's does (``tpu=None`` without ``TPU_NAME``); ``TPU_NAME`` is unset."""
+    calls = []
+
+    class Resolver:
+        def __init__(self, tpu=None, **kwargs):
+            if tpu is None and not os.environ.get("TPU_NAME"):
+                raise ValueError("Please provide a TPU Name to connect to.")
+            self.tpu = tpu
+            calls.append(("resolver", tpu, kwargs))
+
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", Resolver)
+    monkeypatch.setattr(tf.config, "experimental_connect_to_cluster",
+                        lambda resolver: calls.append(("connect", resolver.tpu)))
+    monkeypatch.setattr(tf.tpu.experimental, "initialize_tpu_system",
+                        lambda resolver: calls.append(("initialize", resolver.tpu)))
+    monkeypatch.setattr(tf.distribute, "TPUStrategy", lambda resolver: ("TPUStrategy", resolver.tpu))
+    return calls

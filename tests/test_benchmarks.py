@@ -174,6 +174,18 @@ def test_peer_pico_sigma_equals_the_librarys():
         np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+def test_accelerator_benchmark_creates_the_tpu_strategy_of_the_vm_or_of_tpu(fake_tpu_system):
+    """On a TPU VM without ``TPU_NAME`` the benchmark resolves the VM's own TPU; ``--tpu``
+    names another; elsewhere it keeps the default strategy."""
+    from benchmarks import accelerator
+
+    assert accelerator.strategy_for("TPU") == ("TPUStrategy", "local")
+    assert accelerator.strategy_for("TPU", "my-tpu") == ("TPUStrategy", "my-tpu")
+    assert [c[:2] for c in fake_tpu_system if c[0] == "resolver"] == [
+        ("resolver", "local"), ("resolver", "my-tpu")]
+    assert accelerator.strategy_for("GPU") is tf.distribute.get_strategy()
+
+
 @pytest.mark.slow
 def test_accelerator_benchmark_reduced_form_on_cpu(tmp_path):
     import json

@@ -310,6 +310,25 @@ def test_every_launch_script_dry_runs(tmp_path, stand_in_weights):
 
 
 @pytest.mark.slow
+def test_tpu_script_trains_in_mixed_bfloat16_unless_overridden(tmp_path):
+    """launch/tpu_vm.sh passes --mixed_precision=mixed_bfloat16 (TPU matrix units compute in
+    bfloat16) before the user's flags, so a later --mixed_precision wins (absl: last value)."""
+    env = {**ENV, "PATH": f"{os.path.dirname(sys.executable)}:{ENV['PATH']}", "TPU": "local"}
+    resolved = {}
+    for extra in ([], ["--mixed_precision=float32"]):
+        result = subprocess.run([os.path.join(REPO, "launch", "tpu_vm.sh"), "configs/imagenet64.cfg",
+                                 "--dry_run", f"--workdir={tmp_path / 'run'}", *extra],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        lines = result.stdout.splitlines()
+        assert "--strategy=tpu" in lines and "--tpu=local" in lines
+        resolved[tuple(extra)] = [l for l in lines if l.startswith("--mixed_precision=")]
+    assert resolved == {(): ["--mixed_precision=mixed_bfloat16"],
+                        ("--mixed_precision=float32",): ["--mixed_precision=float32"]}
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
 def test_tpu_script_reaches_strategy_creation_with_a_fake_tpu(tmp_path):
     """Every flag of launch/tpu_vm.sh exists; with an unreachable TPU name the run stops where
     it creates the TPUStrategy, names --tpu, and writes nothing."""

@@ -102,6 +102,9 @@ def test_loss_params_are_typed():
     (dict(seed=2**64), "seed", ["int64"]),
     (dict(steps_per_execution=7), "steps", ["multiple of `--steps_per_execution=7`"]),
     (dict(steps_per_execution=0), "steps_per_execution", [">= 1"]),
+    # XLA cannot compile one step over several mirrored devices (tests/test_launch.py).
+    (dict(strategy="mirrored", jit_compile=True), "jit_compile", ["`--strategy=mirrored`", "tpu"]),
+    (dict(strategy="multi_worker", jit_compile=True), "jit_compile", ["`--strategy=multi_worker`"]),
 ])
 def test_validation_errors_name_the_flag(changes, flag, words):
     with pytest.raises(ConfigError) as info:

@@ -50,6 +50,16 @@ def _result(proc, timeout):
 # ---------------------------------------------------------------- in-process API
 
 
+@pytest.mark.parametrize("tpu, address", [(None, "local"), ("", "local"),
+                                          ("grpc://10.0.0.2:8470", "grpc://10.0.0.2:8470")])
+def test_tpu_strategy_resolves_the_vms_own_tpu_without_a_name(fake_tpu_system, tpu, address):
+    """On a Cloud TPU VM no name is needed: ``tpu=None``/``""`` resolves ``"local"`` (TF's
+    resolver without an argument asks for ``TPU_NAME``); a name is passed through."""
+    assert distribute.create_strategy("tpu", tpu=tpu) == ("TPUStrategy", address)
+    assert fake_tpu_system == [("resolver", address, {}), ("connect", address),
+                               ("initialize", address)]
+
+
 def test_create_strategy_names_and_errors(monkeypatch):
     assert distribute.create_strategy("default") is tf.distribute.get_strategy()
     one = distribute.create_strategy("one_device")
@@ -226,3 +236,66 @@ def test_train_step_compiles_with_xla_and_steps_per_execution(rng):
     assert moved > 1e-2
     for v, w in zip(xla.trainable_variables, plain.trainable_variables):
         np.testing.assert_allclose(v.numpy(), w.numpy(), atol=TOL, rtol=0)
+
+
+XLA_MIRRORED_WORKER = """
+import contextlib, io, json, os, sys
+import common
+common.setup_devices(2)
+import numpy as np
+import tensorflow as tf
+from mmd_keras import distribute, launch
+from mmd_keras.runner import build
+
+FLAGS = ["launch", "--config=cifar10_mmd_rep_b", "--dataset=photo_patches", "--batch_size=2",
+         "--steps=2", "--steps_per_epoch=2", "--noadaptive_lr", "--evaluate=false", "--export=false",
+         "--jit_compile"]
+result = {}
+# 1. The launcher refuses the combination before it writes anything.
+workdir = os.path.join(sys.argv[1], "run")
+stderr = io.StringIO()
+with contextlib.redirect_stderr(stderr):
+    result["cli_code"] = launch.main([*FLAGS, "--strategy=mirrored", f"--workdir={workdir}"])
+result["cli_error"] = stderr.getvalue()
+result["workdir_written"] = os.path.exists(workdir)
+# 2. The library refuses compile(jit_compile=True) over 2 mirrored replicas.
+config, _ = launch.parse(FLAGS)
+mirrored = distribute.create_strategy("mirrored")
+try:
+    with mirrored.scope():
+        build.build_model(config)
+    result["compile_error"] = None
+except ValueError as error:
+    result["compile_error"] = str(error)
+# 3. On one device the same DCGAN step XLA-compiles and trains.
+model = build.build_model(config)
+history = model.fit(build.build_dataset(config), epochs=1, steps_per_epoch=2, verbose=0).history
+result.update(replicas=mirrored.num_replicas_in_sync, jit=model.jit_compile, step=int(model.step.numpy()),
+              finite=bool(all(np.isfinite(v).all() for v in history.values())), logs=sorted(history))
+common.emit(result)
+"""
+
+
+@pytest.mark.slow
+def test_jit_compile_is_refused_over_mirrored_replicas_and_compiles_a_dcgan_step_on_one(tmp_path):
+    """XLA cannot compile Keras's step over 2 mirrored devices (one program on the first device
+    reading the second one's variable copies: TF's known XLA issue). On 2 logical CPUs: the
+    launcher exits 2 naming `--jit_compile` and `--strategy=mirrored` before writing; `compile`
+    under MirroredStrategy names `jit_compile`; on one device cifar10_mmd_rep_b's DCGAN step
+    (photo patches, batch 2) XLA-compiles and trains 2 steps."""
+    script = tmp_path / "xla_mirrored.py"
+    script.write_text(XLA_MIRRORED_WORKER)
+    env = {**os.environ, "PYTHONPATH": WORKERS}
+    output = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                            text=True, timeout=900, env=env)
+    lines = [l for l in output.stdout.splitlines() if l.startswith("RESULT ")]
+    assert lines, output.stdout[-2000:] + output.stderr[-3000:]
+    result = json.loads(lines[-1][len("RESULT "):])
+    assert result["cli_code"] == 2 and not result["workdir_written"]
+    assert result["cli_error"].startswith("error: Expected no `--jit_compile` with "
+                                          "`--strategy=mirrored`"), result["cli_error"]
+    assert result["replicas"] == 2
+    assert result["compile_error"] is not None and result["compile_error"].startswith(
+        'Expected `jit_compile=False` or "auto" under MirroredStrategy over 2 replicas')
+    assert result["jit"] is True and result["step"] == 2 and result["finite"], result
+    assert {"generator_loss", "critic_loss"} <= set(result["logs"]), result["logs"]

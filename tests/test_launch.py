@@ -72,6 +72,7 @@ def _bad_cases(tmp):
         (["--no_such_flag=1"], "no_such_flag"),
         (["--critic_schedule=sometimes"], "critic_schedule"),
         (["--tpu=grpc://10.0.0.1:8470"], "tpu"),
+        (["--strategy=mirrored", "--jit_compile"], "jit_compile"),
         (["--kernel_sigmas=1,x"], "kernel_sigmas"),
         (["--loss_params=bogus=1"], "loss_params"),
         (["--mixed_precision=float64"], "mixed_precision"),
