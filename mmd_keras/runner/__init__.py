@@ -21,6 +21,7 @@ and, here, the story and what the run prints at the end.
 import contextlib
 import dataclasses
 import errno
+import os
 import sys
 import time
 
