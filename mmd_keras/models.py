@@ -136,7 +136,8 @@ class MMDGAN(keras.Model):
         fake = self.generator(tf.zeros([2, self.latent_dim]))
         self._image_shape = tuple(fake.shape[1:])
         self.critic(tf.cast(fake, "float32"))
-        self.ema_generator = ema.clone_network(generator) if self.ema_decay else None
+        self.ema_generator = (ema.clone_network(generator, name="ema_generator", trainable=False)
+                              if self.ema_decay else None)
         self.generator_optimizer = self.critic_optimizer = self.loss_object = None
         self._evaluation_trackers = {}
         self._batches_to_skip = 0

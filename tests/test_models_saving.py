@@ -259,5 +259,35 @@ def test_predict_uses_the_sampling_generator(ema_decay):
     assert np.allclose(images, model.generator(latents).numpy()) == (ema_decay is None)
 
 
+def test_ema_generator_is_labelled_and_its_name_does_not_change_saved_layouts(tmp_path):
+    model = build()
+    model.fit(dataset(), epochs=1, verbose=0)
+    lines = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    rows = [line for line in "\n".join(lines).splitlines() if "(Functional)" in line]
+    assert len(rows) == 3 and "ema_generator (Functional)" in rows[2], rows
+    assert model.get_layer("ema_generator") is model.ema_generator
+    assert model.generator.name != "ema_generator"
+    # No optimizer trains the EMA copy: the trainable count is the generator's and the critic's.
+    trainable = model.generator.trainable_weights + model.critic.trainable_weights
+    assert [id(v) for v in model.trainable_weights] == [id(v) for v in trainable]
+    # Files written when the copy carried the generator's name (and was trainable) load into
+    # the named copy: `.keras`, `save_weights` and `tf.train.Checkpoint` key it by attribute.
+    expected = state(model)
+    model.ema_generator.name, model.ema_generator.trainable = model.generator.name, True
+    model.save(tmp_path / "old.keras")
+    model.save_weights(tmp_path / "old.weights.h5")
+    tf.train.Checkpoint(**model.checkpoint_items()).write(str(tmp_path / "old_ckpt"))
+    loaded = keras.models.load_model(tmp_path / "old.keras")
+    assert loaded.ema_generator.name == "ema_generator" and not loaded.ema_generator.trainable
+    from_weights, from_checkpoint = build(init_seed=1), build(init_seed=2)
+    from_weights.load_weights(tmp_path / "old.weights.h5")
+    tf.train.Checkpoint(**from_checkpoint.checkpoint_items()).read(str(tmp_path / "old_ckpt")).assert_consumed()
+    for restored in (loaded, from_weights, from_checkpoint):
+        got = state(restored)
+        for key, value in expected.items():
+            np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
 if __name__ == "__main__":
     _worker(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else None)

@@ -62,7 +62,7 @@ result["fit_moved"] = common.max_abs_diff(
     initial, [v.numpy() for v in model.generator.trainable_variables + [model.critic.non_trainable_variables[0]]]
 )
 result["fit_ema_differs"] = common.max_abs_diff(
-    [v.numpy() for v in model.ema_generator.trainable_variables], [v.numpy() for v in model.generator.trainable_variables]
+    [v.numpy() for v in model.ema_generator.weights], [v.numpy() for v in model.generator.weights]
 )
 result["fit_logs_finite"] = all(np.isfinite(v).all() for v in history.history.values())
 # evaluate under the strategy: the loss's values on held-out batches, no variable changed.
