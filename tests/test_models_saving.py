@@ -34,9 +34,9 @@ def build(schedule="fixed", loss="sobolev", ema_decay=0.5, init_seed=0, **compil
     h = keras.layers.Dense(8, activation="tanh")(keras.layers.Flatten()(images))
     critic = keras.Model(images, keras.layers.Dense(loss.required_output_dim or 3)(h))
     model = MMDGAN(generator, critic, critic_schedule=schedule, critic_steps=2, ema_decay=ema_decay, seed=5)
-    model.compile(generator_optimizer=keras.optimizers.Adam(3e-3, beta_1=0.3),
-                  critic_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.4, beta_2=0.95), loss=loss,
-                  **compile_kwargs)
+    compile_kwargs = {"generator_optimizer": keras.optimizers.Adam(3e-3, beta_1=0.3),
+                      "critic_optimizer": keras.optimizers.Adam(2e-3, beta_1=0.4, beta_2=0.95), **compile_kwargs}
+    model.compile(loss=loss, **compile_kwargs)
     return model
 
 
@@ -287,6 +287,24 @@ def test_ema_generator_is_labelled_and_its_name_does_not_change_saved_layouts(tm
         got = state(restored)
         for key, value in expected.items():
             np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+def test_keras_optimizer_spelling_saves_and_loads_as_two_optimizers(tmp_path):
+    """``compile(optimizer=...)`` stores (and `load_model` restores) two optimizers, each
+    with the given config and its own slots."""
+    model = build(optimizer=keras.optimizers.Adam(3e-3, beta_1=0.3), generator_optimizer=None,
+                  critic_optimizer=None)
+    model.fit(dataset(), epochs=1, verbose=0)
+    assert set(model.get_compile_config()) >= {"generator_optimizer", "critic_optimizer"}
+    model.save(tmp_path / "gan.keras")
+    loaded = keras.models.load_model(tmp_path / "gan.keras")
+    for name in ("generator_optimizer", "critic_optimizer"):
+        got = getattr(loaded, name).get_config()
+        assert got["learning_rate"] == pytest.approx(3e-3) and got["beta_1"] == pytest.approx(0.3)
+    assert loaded.generator_optimizer is not loaded.critic_optimizer
+    expected, got = state(model), state(loaded)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
 
 
 if __name__ == "__main__":
