@@ -1,14 +1,25 @@
 """The generator's exponential moving average (EMA): a built copy of a network and its update.
 
 `MMDGAN` keeps ``ema_generator`` (``ema_decay`` set) and uses it in `generate`, `predict` and
-export; its weights are saved with the model like any other network's.
+export; its weights are saved with the model like any other network's. The copy is named
+``ema_generator`` (``model.summary()`` and ``model.get_layer`` tell it from the generator) and is
+not trainable (no optimizer updates it; the summary's trainable count is the generator's and
+the critic's). Saved layouts do not depend on either: ``.keras``/``save_weights`` files and
+`tf.train.Checkpoint` key the copy by the attribute ``ema_generator``, not by its name.
 """
 
 import keras
 
 
-def clone_network(network):
-    """A built copy of ``network`` (same architecture, same weights, separate variables)."""
+def clone_network(network, name=None, trainable=True):
+    """A built copy of ``network`` (same architecture, same weights, separate variables).
+
+    Args:
+        network: a built `keras.Model`.
+        name: the copy's name (default: the network's). Its layers keep their names.
+        trainable: the copy's ``trainable`` flag (False for a shadow network that only
+            `update_ema` writes).
+    """
     try:
         copy = keras.models.clone_model(network)
     except Exception:  # Subclassed models without a clone-able graph.
@@ -22,6 +33,9 @@ def clone_network(network):
             f"weights instead of {len(network.weights)}.")
     for target, source in zip(copy.weights, network.weights):
         target.assign(source)
+    if name is not None:
+        copy.name = name
+    copy.trainable = trainable
     return copy
 
 

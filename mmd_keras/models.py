@@ -41,7 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmd_keras import distribute, ema, model_state, performance, rng
+from mmd_keras import distribute, ema, model_inputs, model_state, performance, rng
 
 CRITIC_SCHEDULES = ("fixed", "paper2", "joint")
 PAPER2_CRITIC_STEPS, PAPER2_MAX_CRITIC_STEPS = 5, 10
@@ -154,7 +154,8 @@ class MMDGAN(keras.Model):
         fake = self.generator(tf.zeros([2, self.latent_dim]))
         self._image_shape = tuple(fake.shape[1:])
         self.critic(tf.cast(fake, "float32"))
-        self.ema_generator = ema.clone_network(generator) if self.ema_decay else None
+        self.ema_generator = (ema.clone_network(generator, name="ema_generator", trainable=False)
+                              if self.ema_decay else None)
         self.generator_optimizer = self.critic_optimizer = self.loss_object = None
         self._evaluation_trackers = {}
         self._batches_to_skip = 0
@@ -166,19 +167,26 @@ class MMDGAN(keras.Model):
 
     # ----------------------------------------------------------------------------- compile
     def compile(self, generator_optimizer=None, critic_optimizer=None, loss=None, jit_compile="auto",
-                steps_per_execution=1, run_eagerly=False, **kwargs):
+                steps_per_execution=1, run_eagerly=False, optimizer=None, **kwargs):
         """Sets the optimizers and the loss; builds both optimizers (needed by `fit` under
         strategies and by exact checkpoints).
 
         Args:
-            generator_optimizer: a `keras.optimizers.Optimizer`; default Adam(1e-4, 0.5, 0.9).
-            critic_optimizer: same for the critic.
+            generator_optimizer: a `keras.optimizers.Optimizer` or what `keras.optimizers.get`
+                takes (``"adam"``, a config dict); default ``Adam(2e-4, beta_1=0.5,
+                beta_2=0.999)``, the launcher's defaults (``--generator_lr``, ``--adam_beta1``,
+                ``--adam_beta2``).
+            critic_optimizer: same for the critic; default ``Adam(5e-4, beta_1=0.5,
+                beta_2=0.999)`` (``--critic_lr``).
             loss: a `mmd_keras.losses` name ("mmd", "repulsive", "smmd", ...), config dict or
                 `GANLoss` instance.
             jit_compile, steps_per_execution, run_eagerly: as `keras.Model.compile`
                 (``jit_compile=True`` is refused under several mirrored replicas:
                 `distribute.check_jit_compile`).
-            **kwargs: other `keras.Model.compile` arguments except optimizer/loss/metrics.
+            optimizer: Keras's spelling, instead of the two above: one optimizer (or
+                identifier) whose config both networks get, each in its own copy (own slots
+                and iteration counter), e.g. ``compile(optimizer="adam", loss="mmd")``.
+            **kwargs: other `keras.Model.compile` arguments except loss/metrics.
 
         Under the ``mixed_float16`` policy each optimizer is wrapped in a
         `keras.optimizers.LossScaleOptimizer` (its own dynamic loss scale).
@@ -200,9 +208,8 @@ class MMDGAN(keras.Model):
                              f"{getattr(loss, 'name', loss)!r}. Received: critic output dimension "
                              f"{output_dim}")
         optimizers = []
-        for opt, network in ((generator_optimizer, self.generator), (critic_optimizer, self.critic)):
-            if opt is None:
-                opt = keras.optimizers.Adam(1e-4, beta_1=0.5, beta_2=0.9)
+        resolved = model_inputs.resolve_optimizers(generator_optimizer, critic_optimizer, optimizer)
+        for opt, network in zip(resolved, (self.generator, self.critic)):
             if (keras.mixed_precision.global_policy().name == "mixed_float16"
                     and not isinstance(opt, keras.optimizers.LossScaleOptimizer)):
                 opt = keras.optimizers.LossScaleOptimizer(opt)
@@ -366,9 +373,12 @@ class MMDGAN(keras.Model):
         # Keras 3 BN moving statistics are replica-local ("none" aggregation): average them.
         distribute.sync_moving_statistics(self.generator.non_trainable_variables
                                           + self.critic.non_trainable_variables)
-        self.step.assign_add(1)
-        if self.ema_generator is not None:
-            ema.update_ema(self.ema_generator, self.generator, self.ema_decay)
+        # After the step's computation: a batch that fails to load (e.g. `fit`'s range check)
+        # must not advance the counter or the EMA (graph ops without a data dependency run anyway).
+        with tf.control_dependencies(tf.nest.flatten(logs)):
+            self.step.assign_add(1)
+            if self.ema_generator is not None:
+                ema.update_ema(self.ema_generator, self.generator, self.ema_decay)
         return self._format_logs(logs)
 
     def make_train_function(self, force=False):
@@ -421,20 +431,36 @@ class MMDGAN(keras.Model):
         shape = [1] if as_vectors else []
         return {k: tf.reshape(tf.cast(tf.convert_to_tensor(v), tf.float32), shape) for k, v in logs.items()}
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            check_input_range=True, **kwargs):
         """`keras.Model.fit`; with `keras.callbacks.BackupAndRestore` a run interrupted inside
         an epoch resumes exactly where it stopped (`model_state.InEpochResume`).
 
         Exact resumption also needs the data of each epoch to be the same batches in the
         same order in every run (a dataset without reshuffling, or one seeded per epoch).
+
+        ``check_input_range`` (default True): raise ValueError when the first batch of real
+        images (of a `tf.data.Dataset`, per iteration, or of in-memory arrays) is clearly
+        outside [-1, 1] — beyond `model_inputs.TOLERANCE` (0.5), e.g. [0, 255] pixels — with
+        min and max over all its values. Skipped for toy data (generators of points) and for
+        other inputs (Python generators, `keras.utils.PyDataset`). False turns it off.
         """
         performance.note_kernel_set()  # once per process: Eigen kernels on x86 and how to change
         # Keras never clears `_initial_epoch`; `BackupAndRestore` sets it again when it restores.
         self._initial_epoch = None
         if not isinstance(callbacks, keras.callbacks.CallbackList):
             callbacks = list(callbacks or []) + [model_state.InEpochResume()]
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
-                           **kwargs)
+        if check_input_range and len(self._image_shape) == 3:
+            if isinstance(x, tf.data.Dataset):
+                x = model_inputs.checked_dataset(x, _real_images)
+            elif x is not None and all(isinstance(a, (np.ndarray, tf.Tensor)) for a in tf.nest.flatten(x)):
+                model_inputs.check_first_batch(x, batch_size or 32, _real_images)
+        try:
+            return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                               callbacks=callbacks, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            model_inputs.raise_clear_range_error(error)
+            raise
 
     # ---------------------------------------------------------------------------- evaluate
     def _evaluation_seed(self, batch_index):
@@ -487,11 +513,13 @@ class MMDGAN(keras.Model):
         """`predict(latents)`: images from `sampling_generator` (the EMA generator when on,
         as `generate`), in inference mode, in the generator's output dtype."""
         latents = data[0] if isinstance(data, (tuple, list)) else data
+        model_inputs.check_latents(latents, self.latent_dim)
         return self.sampling_generator(latents, training=False)
 
     # --------------------------------------------------------------------- using the model
     def call(self, latents, training=False):
         """The generator (not the EMA) on ``latents [b, latent_dim]``."""
+        model_inputs.check_latents(latents, self.latent_dim)
         return self.generator(latents, training=training)
 
     @property

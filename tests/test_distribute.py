@@ -154,6 +154,7 @@ def test_mirrored_fit_keeps_replicas_identical(workers):
     assert r["fit_step"] == 3 and r["fit_moved"] > 1e-3 and r["fit_ema_differs"] > 1e-4
     assert r["fit_logs_finite"]
     assert r["evaluate_changed"] == 0.0
+    assert r["range_error"].startswith("Expected real images in [-1, 1]") and r["range_error_changed"] == 0.0
     assert r["evaluate_finite_logs"] == ["critic_loss", "generator_loss", "gradient_penalty", "mmd2"]
     assert r["imagenet64"] == {"architecture": "resnet", "loss": "smmd", "sn_mode": "pim",
                                "mmd_across_replicas": "block", "critic_schedule": "fixed",

@@ -34,9 +34,9 @@ def build(schedule="fixed", loss="sobolev", ema_decay=0.5, init_seed=0, **compil
     h = keras.layers.Dense(8, activation="tanh")(keras.layers.Flatten()(images))
     critic = keras.Model(images, keras.layers.Dense(loss.required_output_dim or 3)(h))
     model = MMDGAN(generator, critic, critic_schedule=schedule, critic_steps=2, ema_decay=ema_decay, seed=5)
-    model.compile(generator_optimizer=keras.optimizers.Adam(3e-3, beta_1=0.3),
-                  critic_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.4, beta_2=0.95), loss=loss,
-                  **compile_kwargs)
+    compile_kwargs = {"generator_optimizer": keras.optimizers.Adam(3e-3, beta_1=0.3),
+                      "critic_optimizer": keras.optimizers.Adam(2e-3, beta_1=0.4, beta_2=0.95), **compile_kwargs}
+    model.compile(loss=loss, **compile_kwargs)
     return model
 
 
@@ -257,6 +257,54 @@ def test_predict_uses_the_sampling_generator(ema_decay):
     np.testing.assert_allclose(images, model.sampling_generator(latents).numpy(), atol=1e-6)
     np.testing.assert_allclose(images, model.generate(6, seed=3), atol=1e-6)
     assert np.allclose(images, model.generator(latents).numpy()) == (ema_decay is None)
+
+
+def test_ema_generator_is_labelled_and_its_name_does_not_change_saved_layouts(tmp_path):
+    model = build()
+    model.fit(dataset(), epochs=1, verbose=0)
+    lines = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    rows = [line for line in "\n".join(lines).splitlines() if "(Functional)" in line]
+    assert len(rows) == 3 and "ema_generator (Functional)" in rows[2], rows
+    assert model.get_layer("ema_generator") is model.ema_generator
+    assert model.generator.name != "ema_generator"
+    # No optimizer trains the EMA copy: the trainable count is the generator's and the critic's.
+    trainable = model.generator.trainable_weights + model.critic.trainable_weights
+    assert [id(v) for v in model.trainable_weights] == [id(v) for v in trainable]
+    # Files written when the copy carried the generator's name (and was trainable) load into
+    # the named copy: `.keras`, `save_weights` and `tf.train.Checkpoint` key it by attribute.
+    expected = state(model)
+    model.ema_generator.name, model.ema_generator.trainable = model.generator.name, True
+    model.save(tmp_path / "old.keras")
+    model.save_weights(tmp_path / "old.weights.h5")
+    tf.train.Checkpoint(**model.checkpoint_items()).write(str(tmp_path / "old_ckpt"))
+    loaded = keras.models.load_model(tmp_path / "old.keras")
+    assert loaded.ema_generator.name == "ema_generator" and not loaded.ema_generator.trainable
+    from_weights, from_checkpoint = build(init_seed=1), build(init_seed=2)
+    from_weights.load_weights(tmp_path / "old.weights.h5")
+    tf.train.Checkpoint(**from_checkpoint.checkpoint_items()).read(str(tmp_path / "old_ckpt")).assert_consumed()
+    for restored in (loaded, from_weights, from_checkpoint):
+        got = state(restored)
+        for key, value in expected.items():
+            np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+def test_keras_optimizer_spelling_saves_and_loads_as_two_optimizers(tmp_path):
+    """``compile(optimizer=...)`` stores (and `load_model` restores) two optimizers, each
+    with the given config and its own slots."""
+    model = build(optimizer=keras.optimizers.Adam(3e-3, beta_1=0.3), generator_optimizer=None,
+                  critic_optimizer=None)
+    model.fit(dataset(), epochs=1, verbose=0)
+    assert set(model.get_compile_config()) >= {"generator_optimizer", "critic_optimizer"}
+    model.save(tmp_path / "gan.keras")
+    loaded = keras.models.load_model(tmp_path / "gan.keras")
+    for name in ("generator_optimizer", "critic_optimizer"):
+        got = getattr(loaded, name).get_config()
+        assert got["learning_rate"] == pytest.approx(3e-3) and got["beta_1"] == pytest.approx(0.3)
+    assert loaded.generator_optimizer is not loaded.critic_optimizer
+    expected, got = state(model), state(loaded)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
 
 
 if __name__ == "__main__":

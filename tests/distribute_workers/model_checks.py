@@ -62,7 +62,7 @@ result["fit_moved"] = common.max_abs_diff(
     initial, [v.numpy() for v in model.generator.trainable_variables + [model.critic.non_trainable_variables[0]]]
 )
 result["fit_ema_differs"] = common.max_abs_diff(
-    [v.numpy() for v in model.ema_generator.trainable_variables], [v.numpy() for v in model.generator.trainable_variables]
+    [v.numpy() for v in model.ema_generator.weights], [v.numpy() for v in model.generator.weights]
 )
 result["fit_logs_finite"] = all(np.isfinite(v).all() for v in history.history.values())
 # evaluate under the strategy: the loss's values on held-out batches, no variable changed.
@@ -71,6 +71,14 @@ evaluation = model.evaluate(images(12, 8, 1).batch(6), verbose=0, return_dict=Tr
 result["evaluate_changed"] = common.max_abs_diff(before, [v.numpy() for v in all_variables(model)])
 result["evaluate_finite_logs"] = sorted(k for k, v in evaluation.items() if np.isfinite(v).all())
 
+# Real images in [0, 255] are refused (ValueError naming the range) before any update.
+before = [v.numpy() for v in all_variables(model)]
+try:
+    model.fit(images(12, 8, 1).map(lambda x: (x + 1.0) * 127.5).batch(6), epochs=1, verbose=0)
+    result["range_error"] = ""
+except ValueError as error:
+    result["range_error"] = str(error)
+result["range_error_changed"] = common.max_abs_diff(before, [v.numpy() for v in all_variables(model)])
 common.progress("fit done")
 # 2. imagenet64 config, tiny.
 config, _ = launch.parse([
