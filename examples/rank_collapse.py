@@ -90,7 +90,11 @@ def train(method, cfg, seed, real_images, out):
     mmd2 = []
     track = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: mmd2.append(float(np.asarray(logs["mmd2"]).reshape(-1)[0])))
-    dataset = datasets.build_dataset("digits", "train", image_size=16, batch_size=cfg["batch_size"], seed=seed)
+    # A fresh real batch for every critic step and the generator step, as paper 2's code draws
+    # them (``--reuse_real_batch``: one batch per generator step, as the recorded figure was made).
+    batches_per_step = 1 if cfg["reuse_real_batch"] else model.real_batches_per_step
+    dataset = datasets.build_dataset("digits", "train", image_size=16, batch_size=cfg["batch_size"], seed=seed,
+                                     batches_per_step=batches_per_step)
     model.fit(dataset, epochs=1, steps_per_epoch=cfg["steps"], verbose=0, callbacks=[logger, track])
     return logger, mmd2
 
@@ -156,6 +160,9 @@ def parse_args(argv):
                         help="Adam lr of both networks (default 2e-4; 1e-3 with --quick)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse_real_batch", action="store_true",
+                        help="one real batch per generator step (default: one per critic step and "
+                             "one for the generator step, as the papers' codes)")
     args = parser.parse_args(argv)
     study_utils.check_positive(parser, "--steps", args.steps)
     study_utils.check_positive(parser, "--every", args.every)
@@ -169,13 +176,15 @@ def parse_args(argv):
     return args
 
 
-def run(out, quick=False, steps=None, every=None, learning_rate=None, methods=METHODS, seed=0):
+def run(out, quick=False, steps=None, every=None, learning_rate=None, methods=METHODS, seed=0,
+        reuse_real_batch=False):
     """Trains every method, writes the figure and ``rank_collapse.json``; returns the numbers."""
     started = time.time()
     cfg = dict(SETTINGS["quick" if quick else "full"])
     cfg["learning_rate"] = learning_rate or cfg["learning_rate"]
     cfg["steps"] = steps or cfg["steps"]
     cfg["every"] = every or cfg["every"]
+    cfg["reuse_real_batch"] = bool(reuse_real_batch)
     os.makedirs(out, exist_ok=True)
     real = next(iter(datasets.build_dataset("digits", "train", image_size=16, batch_size=64, seed=seed + 1)))
     loggers, results = {}, {}
@@ -199,7 +208,8 @@ def run(out, quick=False, steps=None, every=None, learning_rate=None, methods=ME
 
 def main(argv=None):
     args = parse_args(argv)
-    summary = run(args.out, args.quick, args.steps, args.every, args.learning_rate, args.methods, args.seed)
+    summary = run(args.out, args.quick, args.steps, args.every, args.learning_rate, args.methods, args.seed,
+                  args.reuse_real_batch)
     for method, r in summary["methods"].items():
         layer = r["layers"][SECOND_LAYER]
         print(f"{LABELS[method]:22s} cond({SECOND_LAYER}) {layer['condition_number_start']:.3g} -> "
