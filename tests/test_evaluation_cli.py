@@ -29,7 +29,7 @@ def _classifier_features(cache_dir, images):
         tf.constant(images))
 
 
-@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # n < d: singular covariances
+@pytest.mark.filterwarnings("error::scipy.linalg.LinAlgWarning")  # n < d: FID handles it silently
 def test_npz_against_digits_records_everything_and_matches_metrics(tmp_path, cache_dir, capsys):
     real, _ = datasets.digits_images("train", 16)
     samples = real[:120] + 0.0
@@ -252,7 +252,7 @@ def test_old_dash_spellings_are_aliases(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
+@pytest.mark.filterwarnings("error::scipy.linalg.LinAlgWarning")
 def test_the_real_command_writes_the_same_report_as_main(tmp_path, cache_dir):
     real, _ = datasets.digits_images("train", 16)
     np.savez(tmp_path / "samples.npz", images=real[:60])
@@ -286,3 +286,21 @@ def test_saved_model_dir_skips_versions_without_the_export_marker(tmp_path):
     assert cli._saved_model_dir(str(tmp_path)) == str(tmp_path / "1")
     (tmp_path / "1" / export.MARKER).unlink()
     assert cli._saved_model_dir(str(tmp_path)) == str(tmp_path / "3")
+
+
+def test_kid_summary_never_prints_sd_nan_for_a_negative_variance_estimate():
+    import dataclasses
+
+    # The exactly unbiased variance estimate of a 5-row subset is negative for some draws;
+    # the printed line must say so (and why) rather than print `sd nan`.
+    rng = np.random.default_rng(0)
+    fake, real = rng.normal(size=(40, 8)), rng.normal(size=(200, 8))
+    results = [metrics.kernel_inception_distance(fake, real, num_subsets=1, subset_size=5,
+                                                 seed=seed) for seed in range(20)]
+    negative = next(r for r in results if r.variance < 0)
+    positive = next(r for r in results if r.variance > 0)
+    line = cli._summary("kid", {**dataclasses.asdict(negative), "scale": "raw"})
+    assert "nan" not in line and f"variance {negative.variance:.6g} < 0, so no sd" in line
+    assert "--kid_subset_size" in line
+    line = cli._summary("kid", {**dataclasses.asdict(positive), "scale": "raw"})
+    assert f"sd {np.sqrt(positive.variance):.6g}; unbiased)" in line and "nan" not in line

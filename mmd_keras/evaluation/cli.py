@@ -399,15 +399,25 @@ def _make_extractor(args):
 
 
 def _summary(name, value):
-    """One printed line per metric; KID adds the estimated sd of a one-subset estimate."""
+    """One printed line per metric; KID adds the estimated sd of a one-subset estimate.
+
+    The variance estimate is printed as computed (the JSON keeps it too). A negative one has
+    no square root, so the line says why it is negative instead of printing ``sd nan``.
+    """
     line = f"{name}: {value.get('mean', value.get('value')):.6g}"
     if "std" in value:
         line += f" ± {value['std']:.6g}"
     variance = value.get("variance")
     if variance is not None and math.isfinite(variance):
-        sd = math.sqrt(variance) if variance > 0 else float("nan")
-        line += (f" (one-subset estimator variance {variance:.6g}, sd {sd:.6g}; "
-                 f"{value['variance_estimator']})")
+        estimator = value["variance_estimator"]
+        if variance >= 0:
+            line += (f" (one-subset estimator variance {variance:.6g}, "
+                     f"sd {math.sqrt(variance):.6g}; {estimator})")
+        else:
+            line += (f" (one-subset estimator variance {variance:.6g} < 0, so no sd: the "
+                     f"{estimator} estimate is a difference of two estimates, not clipped at 0, "
+                     "and falls below 0 when the true variance is small next to its sampling "
+                     "noise; a larger --kid_subset_size makes it more precise)")
     return line
 
 
