@@ -259,8 +259,19 @@ def test_checkpoints_before_the_first_evaluation_are_written_and_resume(tmp_path
     workdir = tmp_path / "run"
     flags = [f"--flagfile={SMOKE}", f"--workdir={workdir}", "--export=false", "--evaluate=true",
              "--eval_every=12", "--eval_num_samples=64", "--kid_subsets=2", "--kid_subset_size=32"]
+    from mmd_keras.evaluation import digits_classifier
+
+    untrained = not os.path.isfile(digits_classifier.cache_path())
     result = _launch(*flags, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    # The waits before the first progress line are announced, one line each, in order.
+    lines = result.stdout.splitlines()
+    preparing = next(i for i, line in enumerate(lines) if line.startswith("Preparing evaluation:"))
+    tracing = lines.index("Building and tracing the train step (the first step includes it) …")
+    first_step = next(i for i, line in enumerate(lines) if line.startswith("step "))
+    assert preparing < tracing < first_step, lines
+    assert ("training the digits classifier" in lines[preparing]) == untrained, lines[preparing]
+    assert "held-out digits, and the real-vs-real KID floor" in lines[preparing]
     reader = tf.train.load_checkpoint(str(workdir / "checkpoints" / "ckpt-8"))
     assert reader.get_tensor("evaluation_state/best_metric/.ATTRIBUTES/VARIABLE_VALUE") == np.inf
     resumed = _launch(*flags, "--steps=16", cwd=tmp_path)
