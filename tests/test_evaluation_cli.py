@@ -150,10 +150,15 @@ def _run_cli(argv, module="mmd_keras.evaluate", skip_package_init=False, env=Non
 
 def _assert_full_help(exit_code, stdout):
     assert exit_code == 0
-    for name in cli.FLAGS:  # every flag, with its help text and default
-        assert f"--{name}" in stdout or f"--[no]{name}" in stdout, name
-        assert cli.FLAGS[name].help.split()[0] in stdout
-    assert "(default: 'digits')" in stdout and "(default: '100')" in stdout
+    lines = stdout.splitlines()
+    for name in cli.FLAGS:  # every flag once, at the start of its line, with default and help
+        flag_lines = [i for i, line in enumerate(lines)
+                      if line.startswith((f"  --{name}  (default: ", f"  --[no]{name}  "))]
+        assert len(flag_lines) == 1, name
+        words = cli.FLAGS[name].help.split(">: ", 1)[-1].split()[:3]
+        assert " ".join(words) in lines[flag_lines[0] + 1], name
+    assert "  --reference  (default: digits)" in lines and "  --kid_subsets  (default: 100)" in lines
+    assert "      accepted: subsets, blocks" in lines
     # Where the FID-Inception weights come from, the command converting them, where they go.
     assert "pt_inception-2015-12-05-6726825d.pth" in stdout
     assert "python -m mmd_keras.tools.convert_fid_inception" in stdout
@@ -169,6 +174,28 @@ def test_help_lists_every_flag_and_the_evaluation_code_imports_no_tensorflow(mod
                                                      skip_package_init=True)
     assert exit_code == 2 and "--num_samples" in stderr
     assert loaded == "none" and seconds < 2.0, (loaded, seconds)
+
+
+def test_help_is_sectioned_plain_text_with_runnable_examples():
+    """`--help` as the launcher's: sections of flags in order, no reStructuredText markup and no
+    absl module dump, and each example a shell command whose lines continue with a backslash."""
+    exit_code, stdout, _, _, _ = _run_cli(["--help"], "mmd_keras.evaluation")
+    assert exit_code == 0
+    lines = stdout.splitlines()
+    assert lines[0].startswith("usage: python -m mmd_keras.evaluate --samples=SOURCE "
+                               "--output=FILE.json")
+    sections = [lines.index(f"{name}:") for name in ("inputs", "features", "metrics", "output")]
+    assert sections == sorted(sections)
+    assert lines.index("inputs:") < lines.index("  --samples  (default: none)") < sections[1]
+    assert lines.index("  --output  (default: none)") > sections[3]
+    for markup in ("``", ":mod:", ":func:", "mmd_keras.evaluation.cli:", "<digits|"):
+        assert markup not in stdout, markup
+    assert not any(line.rstrip().endswith("::") for line in lines)
+    commands = [i for i, line in enumerate(lines) if line.startswith("    python -m ")]
+    assert len(commands) >= 2
+    for i in commands:  # a command's lines: each ends with " \\" until the last one
+        assert lines[i].endswith(" \\") and lines[i + 1].startswith("        --"), lines[i:i + 2]
+        assert not lines[i + 1].endswith("\\") and "--output=scores.json" in lines[i + 1]
 
 
 def test_help_and_flag_errors_import_no_tensorflow_through_the_package():
