@@ -292,6 +292,9 @@ def main(argv=None, stdout=None):
         return runner.run(config, argv=argv)
     except config_lib.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        # A checkpoint refused half-way stays partly restored in the objects it was read into;
+        # at exit TensorFlow would log their "unrestored values" after the error line.
+        tf.get_logger().setLevel("ERROR")
         return EXIT_BAD_INPUT
 
 

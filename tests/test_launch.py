@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmd_keras import launch, training
+from mmd_keras import launch, training, workdir_lock
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SMOKE = os.path.join(REPO, "configs", "smoke.cfg")
@@ -281,6 +281,25 @@ def test_checkpoints_before_the_first_evaluation_are_written_and_resume(tmp_path
     resumed = _launch(*flags, "--steps=16", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert "Resuming from" in resumed.stdout and "skipped" not in resumed.stdout
+
+
+def test_finished_and_refused_runs_leave_no_lock_file(tmp_path):
+    workdir = tmp_path / "run"
+    flags = [f"--flagfile={SMOKE}", f"--workdir={workdir}", "--steps_per_epoch=2",
+             "--export=false"]
+    result = _launch(*flags, "--steps=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert workdir_lock.LOCK_FILE not in os.listdir(workdir)  # held only while a run runs
+    # A changed identity flag is refused up front (run.json), and with run.json lost by the
+    # checkpoint after the lock was taken: neither leaves anything behind.
+    for lose_record in (False, True):
+        if lose_record:
+            (workdir / training.RUN_FILE).unlink()
+        before = _snapshot(workdir)
+        result = _launch(*flags, "--steps=4", "--latent_dim=16", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "--latent_dim" in result.stderr.strip().splitlines()[-1]
+        assert _snapshot(workdir) == before, lose_record
 
 
 def _image_folder(folder, count=12, size=20):
