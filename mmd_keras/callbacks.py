@@ -390,7 +390,9 @@ class ConsoleLog(keras.callbacks.Callback):
         self._printed_evaluations = 0
 
     def on_train_begin(self, logs=None):
-        self._mark = (time.time(), current_step(self.model))
+        # The rate starts at the end of the first step: that step traces and compiles the
+        # train step, and counting it made the first ETA many times too long.
+        self._mark = None
         if self.evaluation is not None:
             self._printed_evaluations = len(self.evaluation.evaluations)
 
@@ -398,26 +400,31 @@ class ConsoleLog(keras.callbacks.Callback):
         step = current_step(self.model)
         if self.progress_lines and _due(step, self.every):
             self.print_fn(self.progress_line(step, logs or {}))
+        if self._mark is None:
+            self._mark = (time.time(), step)
         self._print_evaluations()
 
     def on_train_end(self, logs=None):
         self._print_evaluations()
 
     def progress_line(self, step, logs):
-        """``step S/T  key=value ...  lr_g=.. lr_c=..  X steps/s  ETA h:mm:ss``."""
+        """``step S/T  key=value ...  lr_g=.. lr_c=..  X steps/s  ETA h:mm:ss``.
+
+        A line due at the first step of ``fit`` has no rate yet (``? steps/s  ETA ?``).
+        """
         now = time.time()
-        then, start = self._mark
-        rate = (step - start) / max(now - then, 1e-9)
+        then, start = self._mark or (now, step)
+        rate = (step - start) / max(now - then, 1e-9) if step > start else float("nan")
         self._mark = (now, step)
         parts = [f"step {step}/{self.total_steps}"]
         for key, value in logs.items():
             array = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
             if array.size == 1:
                 parts.append(f"{key}={float(array.reshape(-1)[0]):.4g}")
-        for role, rate in _unlogged_learning_rates(self.model, logs):
-            parts.append(f"lr_{role[0]}={rate:.3g}")
+        for role, learning_rate in _unlogged_learning_rates(self.model, logs):
+            parts.append(f"lr_{role[0]}={learning_rate:.3g}")
         eta = (self.total_steps - step) / rate if rate > 0 else float("inf")
-        parts.append(f"{rate:.2f} steps/s")
+        parts.append(f"{rate:.2f} steps/s" if math.isfinite(rate) else "? steps/s")
         parts.append(f"ETA {_duration(eta)}" if math.isfinite(eta) else "ETA ?")
         return "  ".join(parts)
 

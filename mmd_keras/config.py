@@ -51,7 +51,10 @@ INITIALIZATIONS = network_checks.INITIALIZATIONS
 #: with other values cannot be resumed with these.
 IDENTITY_FIELDS = ("architecture", "image_size", "latent_dim", "critic_output_dim",
                    "generator_widths", "critic_widths", "sn_mode", "learned_gain", "loss",
-                   "ema_decay_on", "dataset")
+                   "ema_decay_on", "dataset", "image_channels")
+#: Datasets whose channels ``--image_channels`` chooses (the others' are fixed).
+CHANNEL_CHOICE_DATASETS = ("image_folder",)
+IMAGE_CHANNELS = (0, 1, 3)
 
 
 class ConfigError(ValueError):
@@ -92,6 +95,9 @@ class RunConfig:
     data_dir: str = _field("", "data", "Where file datasets live (TFDS data_dir, or the image "
                            "folder for dataset=image_folder); empty = TFDS default.")
     image_size: int = _field(16, "data", "Training image height = width in pixels.")
+    image_channels: int = _field(0, "data", "Channels of --dataset=image_folder images, "
+                                 "converted on decode: 1 (grayscale) or 3 (RGB); 0 = the "
+                                 "dataset's own (3 for image_folder; other datasets' are fixed).")
     # Networks.
     architecture: str = _field("small", "networks", f"Generator/critic pair, one of "
                                f"{ARCHITECTURES}.")
@@ -217,7 +223,14 @@ class RunConfig:
 
     @property
     def channels(self):
-        """Image channels implied by the dataset (2-D points for toy data: 0)."""
+        """Image channels of the run: ``image_channels``, else the dataset's (toy data: 0)."""
+        if self.dataset in TOY_DATASETS:
+            return 0
+        return self.image_channels or self.dataset_channels
+
+    @property
+    def dataset_channels(self):
+        """The dataset's own channels (toy data: 0)."""
         if self.dataset in TOY_DATASETS:
             return 0
         return 1 if self.dataset in GRAYSCALE_DATASETS else 3
@@ -396,6 +409,16 @@ def _validate_combinations(config):
             "data_dir", f"Expected no `--data_dir` for `--dataset={config.dataset}` (it ships "
             f"with an installed package); file datasets are {list(FILE_DATASETS)}. Received: "
             f"`--data_dir={config.data_dir}`")
+    if check_int(config.image_channels, "image_channels", 0, 3) not in IMAGE_CHANNELS:
+        _bad("image_channels", f"one of {list(IMAGE_CHANNELS)} (0 = the dataset's own)",
+             config.image_channels)
+    if (config.image_channels and config.dataset not in CHANNEL_CHOICE_DATASETS
+            and config.image_channels != config.dataset_channels):
+        raise ConfigError(
+            "image_channels", f"Expected `--image_channels=0` for `--dataset={config.dataset}` "
+            f"(its channels are fixed: {config.dataset_channels}); only "
+            f"{list(CHANNEL_CHOICE_DATASETS)} converts images on decode. Received: "
+            f"`--image_channels={config.image_channels}`")
     if config.tpu and config.strategy != "tpu":
         raise ConfigError("tpu", "Expected `--tpu` only with `--strategy=tpu`. Received: "
                           f"`--tpu={config.tpu}` with `--strategy={config.strategy}`")
@@ -447,8 +470,10 @@ def format_value(value):
 def identity(config):
     """The values of :data:`IDENTITY_FIELDS` as JSON values (tuples as lists), for comparing a
     workdir's ``run.json`` with a new run (checkpoint compatibility)."""
+    resolved = {"image_channels": config.channels}  # 0 and the dataset's own are one network
     return {name: (list(value) if isinstance(value, tuple) else value)
-            for name, value in ((n, getattr(config, n)) for n in IDENTITY_FIELDS)}
+            for name, value in ((n, resolved.get(n, getattr(config, n)))
+                                for n in IDENTITY_FIELDS)}
 
 
 __all__ = ["RunConfig", "ConfigError", "validate", "to_flagfile", "identity", "field_names"]

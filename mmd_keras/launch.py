@@ -33,11 +33,11 @@ import os
 import re
 import sys
 import tempfile
-import textwrap
 import typing
 
 from absl import flags
 
+from mmd_keras import _help
 from mmd_keras import config as config_lib
 
 FLAGS = flags.FlagValues()
@@ -146,10 +146,6 @@ def _expand_configs(argv):
 
 # --- help ---------------------------------------------------------------------------------------
 
-def _wrap(text, indent=6):
-    return textwrap.fill(text, 96, initial_indent=" " * indent, subsequent_indent=" " * indent)
-
-
 def help_text(program="mmd-keras"):
     """Every flag grouped by section, with its help, default and accepted values."""
     lines = [f"usage: {program} [--config=NAME | --flagfile=PATH] [--flag=value ...]", "",
@@ -157,7 +153,7 @@ def help_text(program="mmd-keras"):
              "a flag given twice", "takes its last value (absl's rule), also across "
              "--config/--flagfile files.", "", "command:"]
     for name, text in _COMMAND_FLAGS:
-        lines += [f"  {name}", _wrap(text)]
+        lines += [f"  {name}", _help.wrap(text)]
     by_group = {}
     for field in dataclasses.fields(config_lib.RunConfig):
         by_group.setdefault(field.metadata["group"], []).append(field)
@@ -165,16 +161,13 @@ def help_text(program="mmd-keras"):
     for section in SECTIONS:
         lines += ["", f"{section}:"]
         for field in by_group[section]:
-            default = config_lib.format_value(field.default) or "''"
-            name = f"--[no]{field.name}" if field.type is bool else f"--{field.name}"
-            lines.append(f"  {name}  (default: {default})")
-            lines.append(_wrap(field.metadata["help"]))
-            if field.name in _CHOICES:
-                lines.append(_wrap(f"accepted: {', '.join(_CHOICES[field.name])}"))
+            lines += _help.flag_lines(
+                field.name, config_lib.format_value(field.default) or "''",
+                field.metadata["help"], _CHOICES.get(field.name, ()), field.type is bool)
             if field.name == "loss_params":
                 for loss, keys in config_lib.LOSS_PARAMS.items():
-                    lines.append(_wrap(f"{loss}: {', '.join(k for k in keys if k != 'kernel')}",
-                                       8))
+                    lines.append(_help.wrap(
+                        f"{loss}: {', '.join(k for k in keys if k != 'kernel')}", 8))
     return "\n".join(lines) + "\n"
 
 
@@ -305,6 +298,9 @@ def main(argv=None, stdout=None):
         return runner.run(config, argv=argv)
     except config_lib.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        # A checkpoint refused half-way stays partly restored in the objects it was read into;
+        # at exit TensorFlow would log their "unrestored values" after the error line.
+        tf.get_logger().setLevel("ERROR")
         return EXIT_BAD_INPUT
 
 

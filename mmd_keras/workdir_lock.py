@@ -4,7 +4,9 @@
 
 * **Local paths** — :class:`FlockLock`: an exclusive ``fcntl.flock`` on ``<workdir>/.lock``.
   The operating system releases it when the process ends, however it ends (even SIGKILL), so
-  a crashed run never blocks the next one. The file holds ``pid N on HOST`` for the message.
+  a crashed run never blocks the next one. The file holds ``pid N on HOST`` for the message;
+  a run that ends (or is refused) removes it, so ``.lock`` is only there while a run holds it
+  or after a run was killed.
 * **Paths with a scheme** (``gs://``, ``s3://``, ``hdfs://``, ``ram://``: anything
   ``tf.io.gfile`` opens but ``flock`` cannot) — :class:`LeaseLock`: ``<workdir>/.lock`` is a
   JSON lease ``{"host", "pid", "run_id", "acquired", "heartbeat"}`` (times in Unix seconds).
@@ -81,39 +83,58 @@ class FlockLock:
 
         created_dir = not os.path.exists(self.workdir)
         os.makedirs(self.workdir, exist_ok=True)
-        created_file = not os.path.exists(self.path)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+        while True:
+            created_file = not os.path.exists(self.path)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise _busy(self.path, self.workdir, holder) from None
+            if self._is_current(fd):
+                break
+            # The holder removed the file between our open and our flock (its run ended): the
+            # lock we got is on a deleted file another run cannot see. Lock the path anew.
             os.close(fd)
-            raise _busy(self.path, self.workdir, holder) from None
         self._previous = os.read(fd, 1 << 16)  # put back by release(remove_if_created=True)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         self._fd, self._created = fd, (created_dir, created_file)
         return self
 
+    def _is_current(self, fd):
+        """Whether ``fd`` is the file at :attr:`path` (not one its holder has just removed)."""
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(fd)
+        return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
     def release(self, remove_if_created=False):
-        """Releases the lock. ``remove_if_created`` undoes :meth:`acquire` (a run that stops
-        before writing anything): what it created is removed and an existing lock file gets
-        its previous content back."""
+        """Releases the lock and removes the lock file (a run that ends leaves no ``.lock``).
+
+        ``remove_if_created`` undoes :meth:`acquire` (a run that stops before writing
+        anything): the workdir is left as it was — a lock file that was there before (from a
+        killed run) gets its previous content back, a workdir :meth:`acquire` created is
+        removed if empty.
+        """
         import fcntl
 
         if self._fd is None:
             return
-        if remove_if_created and not self._created[1]:
+        created_dir, created_file = self._created
+        if remove_if_created and not created_file:
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, self._previous, 0)
+        else:  # removed while still held: a waiting run then locks a new file (acquire)
+            os.remove(self.path)
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None
-        created_dir, created_file = self._created
-        if remove_if_created and created_file:
-            os.remove(self.path)
-            if created_dir and not os.listdir(self.workdir):
-                os.rmdir(self.workdir)
+        if remove_if_created and created_dir and not os.listdir(self.workdir):
+            os.rmdir(self.workdir)
 
 
 class LeaseLock:

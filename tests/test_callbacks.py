@@ -247,6 +247,34 @@ def test_console_log_prints_plain_lines_and_evaluations_on_their_own_line():
     assert terminal == ["\nevaluation at step 9: kid=0.09, learning_rate=0.001"]
 
 
+def _rate_and_eta(model, every, total_steps):
+    """The ``X steps/s`` and ``ETA`` fields of each line a ConsoleLog prints over ``fit``."""
+    lines = []
+    console = cb.ConsoleLog(every=every, total_steps=total_steps, print_fn=lines.append)
+    callbacks = _attach(model, console)
+    console.on_train_begin()
+    for _ in range(total_steps):
+        _advance(model, callbacks)
+    return [line.split("  ")[-2:] for line in lines], lines
+
+
+def test_console_log_rate_and_eta_exclude_the_first_step_that_traces(monkeypatch):
+    """The first step of `fit` traces and compiles (it ends 100 s after the start), then
+    0.5 s per step: the first line's rate must be 2 steps/s and its ETA the 4 remaining steps'
+    2 s, also when the learning rates are not in the logs (printed from the optimizers)."""
+    model = StubGAN()
+    monkeypatch.setattr(cb.time, "time", lambda: 1099.5 + 0.5 * int(model.step.numpy())
+                        if int(model.step.numpy()) else 1000.0)
+    fields, lines = _rate_and_eta(model, every=2, total_steps=6)
+    assert fields == [["2.00 steps/s", "ETA 0:00:02"], ["2.00 steps/s", "ETA 0:00:01"],
+                      ["2.00 steps/s", "ETA 0:00:00"]]
+    assert "lr_g=0.001  lr_c=0.0005" in lines[0]
+    # A line due at the first step has no rate yet.
+    model = StubGAN()
+    assert _rate_and_eta(model, every=1, total_steps=3)[0] == [
+        ["? steps/s", "ETA ?"], ["2.00 steps/s", "ETA 0:00:00"], ["2.00 steps/s", "ETA 0:00:00"]]
+
+
 def test_stop_at_step():
     model = StubGAN()
     callbacks = _attach(model, cb.StopAtStep(3))

@@ -105,6 +105,9 @@ def test_loss_params_are_typed():
     # XLA cannot compile one step over several mirrored devices (tests/test_launch.py).
     (dict(strategy="mirrored", jit_compile=True), "jit_compile", ["`--strategy=mirrored`", "tpu"]),
     (dict(strategy="multi_worker", jit_compile=True), "jit_compile", ["`--strategy=multi_worker`"]),
+    (dict(image_channels=2), "image_channels", ["[0, 1, 3]"]),
+    (dict(image_channels=True), "image_channels", ["[0, 3]"]),
+    (dict(image_channels=3), "image_channels", ["fixed: 1", "image_folder"]),
 ])
 def test_validation_errors_name_the_flag(changes, flag, words):
     with pytest.raises(ConfigError) as info:
@@ -137,6 +140,19 @@ def test_identity_check_refuses_another_architecture(tmp_path):
     (workdir / training.RUN_FILE).write_text(
         '{"identity": {"architecture": "small", "image_size": 16, "critic_widths": [8]}}')
     training.check_workdir(RunConfig(workdir=str(workdir), critic_widths=(8,)))
+
+
+def test_image_channels_choose_the_image_folder_networks_and_identity():
+    folder = dict(dataset="image_folder", data_dir="/data")
+    assert [RunConfig(**folder, image_channels=c).channels for c in (0, 1, 3)] == [3, 1, 3]
+    assert RunConfig(image_channels=1).channels == 1  # digits: its own value is accepted
+    # 0 and the dataset's own value build the same networks: one identity.
+    identity = config_lib.identity
+    assert identity(RunConfig(**folder)) == identity(RunConfig(**folder, image_channels=3))
+    assert identity(RunConfig(**folder))["image_channels"] == 3
+    generator_kwargs, critic_kwargs = training.networks_kwargs(
+        RunConfig(**folder, image_channels=1))
+    assert generator_kwargs["channels"] == critic_kwargs["channels"] == 1
 
 
 def test_synchronized_bn_flag_reaches_the_generator():

@@ -1,5 +1,7 @@
 """TFDS-backed datasets on tfds.testing.mock_data, and the fast offline error."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -89,6 +91,26 @@ def test_absent_dataset_fails_fast_with_instructions(tmp_path):
     message = str(error)
     assert "`cifar10`" in message and str(tmp_path) in message
     assert "data_dir" in message and "download=True" in message and "tfds build" in message
+
+
+@pytest.mark.parametrize("name", ["cifar10", "mnist"])  # mnist: TFDS first, then the files
+def test_absent_dataset_logs_nothing_about_folders_that_do_not_exist(tmp_path, name):
+    """TFDS's `load(download=False)` probed `<data_dir>/<name>/<version>` and logged "Variant
+    folder … has no dataset_info.json" about a folder that does not exist."""
+    import logging
+
+    records = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    logger = logging.getLogger("absl")
+    logger.addHandler(handler)
+    try:
+        with pytest.raises(datasets.DatasetNotAvailableError):
+            datasets.build_dataset(name, data_dir=str(tmp_path))
+    finally:
+        logger.removeHandler(handler)
+    assert not [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+    assert os.listdir(tmp_path) == []  # nothing created either
 
 
 def test_absent_manual_dataset_suggests_image_folder(tmp_path):

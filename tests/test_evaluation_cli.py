@@ -29,7 +29,7 @@ def _classifier_features(cache_dir, images):
         tf.constant(images))
 
 
-@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # n < d: singular covariances
+@pytest.mark.filterwarnings("error::scipy.linalg.LinAlgWarning")  # n < d: FID handles it silently
 def test_npz_against_digits_records_everything_and_matches_metrics(tmp_path, cache_dir, capsys):
     real, _ = datasets.digits_images("train", 16)
     samples = real[:120] + 0.0
@@ -150,10 +150,15 @@ def _run_cli(argv, module="mmd_keras.evaluate", skip_package_init=False, env=Non
 
 def _assert_full_help(exit_code, stdout):
     assert exit_code == 0
-    for name in cli.FLAGS:  # every flag, with its help text and default
-        assert f"--{name}" in stdout or f"--[no]{name}" in stdout, name
-        assert cli.FLAGS[name].help.split()[0] in stdout
-    assert "(default: 'digits')" in stdout and "(default: '100')" in stdout
+    lines = stdout.splitlines()
+    for name in cli.FLAGS:  # every flag once, at the start of its line, with default and help
+        flag_lines = [i for i, line in enumerate(lines)
+                      if line.startswith((f"  --{name}  (default: ", f"  --[no]{name}  "))]
+        assert len(flag_lines) == 1, name
+        words = cli.FLAGS[name].help.split(">: ", 1)[-1].split()[:3]
+        assert " ".join(words) in lines[flag_lines[0] + 1], name
+    assert "  --reference  (default: digits)" in lines and "  --kid_subsets  (default: 100)" in lines
+    assert "      accepted: subsets, blocks" in lines
     # Where the FID-Inception weights come from, the command converting them, where they go.
     assert "pt_inception-2015-12-05-6726825d.pth" in stdout
     assert "python -m mmd_keras.tools.convert_fid_inception" in stdout
@@ -170,6 +175,28 @@ def test_help_lists_every_flag_and_the_evaluation_code_imports_no_tensorflow(mod
                                                      skip_package_init=True)
     assert exit_code == 2 and "--num_samples" in stderr
     assert loaded == "none" and seconds < 2.0, (loaded, seconds)
+
+
+def test_help_is_sectioned_plain_text_with_runnable_examples():
+    """`--help` as the launcher's: sections of flags in order, no reStructuredText markup and no
+    absl module dump, and each example a shell command whose lines continue with a backslash."""
+    exit_code, stdout, _, _, _ = _run_cli(["--help"], "mmd_keras.evaluation")
+    assert exit_code == 0
+    lines = stdout.splitlines()
+    assert lines[0].startswith("usage: python -m mmd_keras.evaluate --samples=SOURCE "
+                               "--output=FILE.json")
+    sections = [lines.index(f"{name}:") for name in ("inputs", "features", "metrics", "output")]
+    assert sections == sorted(sections)
+    assert lines.index("inputs:") < lines.index("  --samples  (default: none)") < sections[1]
+    assert lines.index("  --output  (default: none)") > sections[3]
+    for markup in ("``", ":mod:", ":func:", "mmd_keras.evaluation.cli:", "<digits|"):
+        assert markup not in stdout, markup
+    assert not any(line.rstrip().endswith("::") for line in lines)
+    commands = [i for i, line in enumerate(lines) if line.startswith("    python -m ")]
+    assert len(commands) >= 2
+    for i in commands:  # a command's lines: each ends with " \\" until the last one
+        assert lines[i].endswith(" \\") and lines[i + 1].startswith("        --"), lines[i:i + 2]
+        assert not lines[i + 1].endswith("\\") and "--output=scores.json" in lines[i + 1]
 
 
 def test_help_and_flag_errors_import_no_tensorflow_through_the_package():
@@ -254,7 +281,7 @@ def test_old_dash_spellings_are_aliases(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
+@pytest.mark.filterwarnings("error::scipy.linalg.LinAlgWarning")
 def test_the_real_command_writes_the_same_report_as_main(tmp_path, cache_dir):
     real, _ = datasets.digits_images("train", 16)
     np.savez(tmp_path / "samples.npz", images=real[:60])
@@ -288,3 +315,21 @@ def test_saved_model_dir_skips_versions_without_the_export_marker(tmp_path):
     assert cli._saved_model_dir(str(tmp_path)) == str(tmp_path / "1")
     (tmp_path / "1" / export.MARKER).unlink()
     assert cli._saved_model_dir(str(tmp_path)) == str(tmp_path / "3")
+
+
+def test_kid_summary_never_prints_sd_nan_for_a_negative_variance_estimate():
+    import dataclasses
+
+    # The exactly unbiased variance estimate of a 5-row subset is negative for some draws;
+    # the printed line must say so (and why) rather than print `sd nan`.
+    rng = np.random.default_rng(0)
+    fake, real = rng.normal(size=(40, 8)), rng.normal(size=(200, 8))
+    results = [metrics.kernel_inception_distance(fake, real, num_subsets=1, subset_size=5,
+                                                 seed=seed) for seed in range(20)]
+    negative = next(r for r in results if r.variance < 0)
+    positive = next(r for r in results if r.variance > 0)
+    line = cli._summary("kid", {**dataclasses.asdict(negative), "scale": "raw"})
+    assert "nan" not in line and f"variance {negative.variance:.6g} < 0, so no sd" in line
+    assert "--kid_subset_size" in line
+    line = cli._summary("kid", {**dataclasses.asdict(positive), "scale": "raw"})
+    assert f"sd {np.sqrt(positive.variance):.6g}; unbiased)" in line and "nan" not in line

@@ -56,6 +56,32 @@ def test_fid_hand_value_nonnegative_and_singular_covariances(rng):
         metrics.frechet_distance(a, b[:, :5])
 
 
+def test_fid_of_singular_covariance_product_is_silent_and_matches_float64_reference(rng):
+    # Dead feature units (constant columns, as ReLU extractors give) make Σ_aΣ_b exactly
+    # singular: SciPy's sqrtm then warns `LinAlgWarning: Matrix is singular`, which must not
+    # reach the user, while its root is exact and must be kept (no eps shift of the value).
+    import warnings
+
+    cases = [(rng.normal(size=(60, 12)), rng.normal(0.3, 1.0, size=(60, 12)))]
+    cases.append((rng.normal(size=(10, 16)), rng.normal(size=(10, 16))))  # n < d as well
+    for a, b in cases:
+        a[:, :3], b[:, :3] = 0.0, 1.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            value = metrics.frechet_distance(a, b).value
+        # Round-off of the ~1e-16 eigenvalues is amplified by their square roots (~1e-8 each);
+        # the eps shift would move the value by ~1e-5.
+        np.testing.assert_allclose(value, _fid_by_eigenvalues(a, b), rtol=1e-7)
+    # A product with no square root at all (a Jordan block at 0) takes the eps fallback,
+    # silently: (S_a + εI)(I + εI) = (1 + ε)[[ε, 1], [0, ε]] has the root trace 2√(ε(1 + ε)).
+    eps = 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = metrics.frechet_distance_from_statistics(
+            [0.0, 0.0], [[0.0, 1.0], [0.0, 0.0]], [0.0, 0.0], np.eye(2), eps=eps)
+    assert value == pytest.approx(2.0 - 4.0 * np.sqrt(eps * (1.0 + eps)), rel=1e-9)
+
+
 def _inception_score_reference(p, splits):
     """The original code's loop (Salimans et al.) with 0·log 0 = 0."""
     scores = []

@@ -278,3 +278,66 @@ def test_saved_model_cli_run_every_architecture(exported, tmp_path, name):
     generator, model, path = exported(name)
     latents = np.random.default_rng(2).uniform(-1, 1, (4, LATENT_DIM)).astype(np.float32)
     _check_outputs(name, generator, model, latents, _cli_outputs(path, tmp_path, latents))
+
+
+_LOAD_SCRIPT = r'''
+import sys
+import numpy as np
+import tensorflow as tf
+
+path, latents_file, out_file = sys.argv[1:]
+latents = tf.constant(np.load(latents_file))
+loaded = tf.saved_model.load(path)
+with tf.GradientTape() as tape:
+    tape.watch(latents)
+    images = loaded.signatures["serving_default"](latents=latents)["images"]
+    total = tf.reduce_sum(images)
+gradient = tape.gradient(total, latents)
+with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+    meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+    signature = meta.signature_def["serving_default"]
+    tf1_images = session.run(graph.get_tensor_by_name(signature.outputs["images"].name),
+                             {graph.get_tensor_by_name(signature.inputs["latents"].name):
+                              latents.numpy()})
+np.savez(out_file, images=images.numpy(), gradient=gradient.numpy(), tf1_images=tf1_images)
+'''
+
+
+@pytest.mark.slow  # ~60 s: a 64-channel generator, two loaders and saved_model_cli
+def test_export_of_phase_convolutions_loads_without_custom_gradient_warnings(tmp_path):
+    """Phase-decomposed convolutions (the default on CPUs with TF's Eigen kernels) carry a
+    `tf.custom_gradient`; an export must not hold one, or every load warns, once per
+    function, "Importing a function ... with ops with unsaved custom gradients"."""
+    from mmd_keras.layers import conv
+
+    previous = conv.set_default_implementation("phases")
+    try:
+        keras.utils.set_random_seed(7)
+        generator = networks.build_generator("dcgan_s1", image_size=8, widths=(64, 64, 64, 64),
+                                             latent_dim=LATENT_DIM, channels=3)
+    finally:
+        conv.set_default_implementation(previous)
+    assert "phases" in {getattr(layer, "resolved_implementation", None)
+                        for layer in generator.layers}
+    path = export.export_generator(generator, str(tmp_path / "saved_models"), "phases")
+    latents = np.random.default_rng(3).uniform(-1, 1, (4, LATENT_DIM)).astype(np.float32)
+    np.save(tmp_path / "latents.npy", latents)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    process = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT, path,
+                              str(tmp_path / "latents.npy"), str(tmp_path / "out.npz")],
+                             capture_output=True, text=True, timeout=600, env=env)
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "custom gradient" not in process.stderr, process.stderr[-3000:]
+    out = np.load(tmp_path / "out.npz")
+    expected = generator(latents, training=False).numpy()
+    np.testing.assert_allclose(out["images"], expected, atol=2e-6)
+    np.testing.assert_allclose(out["tf1_images"], expected, atol=2e-6)
+    # A gradient through the served graph works (TF's registered convolution gradients).
+    variable = tf.Variable(latents)
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(generator(variable, training=False))
+    np.testing.assert_allclose(out["gradient"], tape.gradient(total, variable).numpy(),
+                               rtol=1e-4, atol=1e-5)
+    cli = _saved_model_cli(path, "sample", "--input_exprs", f"batch_size={NUM};seed={SEED}",
+                           "--outdir", str(tmp_path / "cli"))
+    assert cli.returncode == 0 and "custom gradient" not in cli.stderr, cli.stderr[-3000:]

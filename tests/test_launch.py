@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmd_keras import launch, training
+from mmd_keras import launch, training, workdir_lock
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SMOKE = os.path.join(REPO, "configs", "smoke.cfg")
@@ -65,6 +65,10 @@ def _bad_cases(tmp):
         (["--steps=-5"], "steps"),
         (["--steps=abc"], "steps"),
         (["--dataset=image_folder"], "data_dir"),
+        (["--image_channels=2"], "image_channels"),
+        (["--image_channels=-1"], "image_channels"),
+        (["--image_channels=3"], "image_channels"),  # digits are grayscale, fixed
+        (["--dataset=moons", "--architecture=mlp", "--image_channels=1"], "image_channels"),
         (["--dataset=cifar10", "--image_size=32", "--data_dir=/nonexistent/tfds"], "data_dir"),
         (["--dataset=cifar10", "--image_size=32", f"--data_dir={empty}"], "data_dir"),
         ([f"--workdir={a_file}/run"], "workdir"),
@@ -302,13 +306,81 @@ def test_checkpoints_before_the_first_evaluation_are_written_and_resume(tmp_path
     workdir = tmp_path / "run"
     flags = [f"--flagfile={SMOKE}", f"--workdir={workdir}", "--export=false", "--evaluate=true",
              "--eval_every=12", "--eval_num_samples=64", "--kid_subsets=2", "--kid_subset_size=32"]
+    from mmd_keras.evaluation import digits_classifier
+
+    untrained = not os.path.isfile(digits_classifier.cache_path())
     result = _launch(*flags, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    # The waits before the first progress line are announced, one line each, in order.
+    lines = result.stdout.splitlines()
+    preparing = next(i for i, line in enumerate(lines) if line.startswith("Preparing evaluation:"))
+    tracing = lines.index("Building and tracing the train step (the first step includes it) …")
+    first_step = next(i for i, line in enumerate(lines) if line.startswith("step "))
+    assert preparing < tracing < first_step, lines
+    assert ("training the digits classifier" in lines[preparing]) == untrained, lines[preparing]
+    assert "held-out digits, and the real-vs-real KID floor" in lines[preparing]
     reader = tf.train.load_checkpoint(str(workdir / "checkpoints" / "ckpt-8"))
     assert reader.get_tensor("evaluation_state/best_metric/.ATTRIBUTES/VARIABLE_VALUE") == np.inf
     resumed = _launch(*flags, "--steps=16", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert "Resuming from" in resumed.stdout and "skipped" not in resumed.stdout
+
+
+def test_finished_and_refused_runs_leave_no_lock_file(tmp_path):
+    workdir = tmp_path / "run"
+    flags = [f"--flagfile={SMOKE}", f"--workdir={workdir}", "--steps_per_epoch=2",
+             "--export=false"]
+    result = _launch(*flags, "--steps=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert workdir_lock.LOCK_FILE not in os.listdir(workdir)  # held only while a run runs
+    # A changed identity flag is refused up front (run.json), and with run.json lost by the
+    # checkpoint after the lock was taken: neither leaves anything behind.
+    for lose_record in (False, True):
+        if lose_record:
+            (workdir / training.RUN_FILE).unlink()
+        before = _snapshot(workdir)
+        result = _launch(*flags, "--steps=4", "--latent_dim=16", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "--latent_dim" in result.stderr.strip().splitlines()[-1]
+        assert _snapshot(workdir) == before, lose_record
+
+
+def _image_folder(folder, count=12, size=20):
+    """``count`` RGB PNGs written with PIL: colour stripes on noise (not grayscale)."""
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        pixels[:, :5] = [255, 0, 0]
+        Image.fromarray(pixels).save(folder / f"{i:02d}.png")
+    return folder
+
+
+def test_image_folder_runs_grayscale_or_rgb_from_the_command_line(tmp_path):
+    folder = _image_folder(tmp_path / "images")
+    flags = [f"--flagfile={SMOKE}", "--dataset=image_folder", f"--data_dir={folder}",
+             "--steps=2", "--steps_per_epoch=2", "--sample_every=2", "--checkpoint_every=2",
+             "--export_dir=exported"]
+    for channels, expected in (("1", 1), ("3", 3), ("0", 3)):
+        workdir = tmp_path / f"run{channels}"
+        result = _launch(*flags, f"--workdir={workdir}", f"--image_channels={channels}",
+                         cwd=tmp_path)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        grid = tf.io.decode_png(tf.io.read_file(str(workdir / "samples" / "latest.png")))
+        assert grid.shape[-1] == expected
+        loaded = tf.saved_model.load(str(tmp_path / "exported" / f"run{channels}" / "1"))
+        images = loaded.signatures["sample"](batch_size=tf.constant(2),
+                                             seed=tf.constant(0, tf.int64))["images"]
+        assert images.shape[1:] == (16, 16, expected)
+        assert "--image_channels=" + channels in (workdir / "flags.cfg").read_text()
+    # The grayscale run's checkpoint cannot be resumed as RGB: refused naming the flag.
+    before = _snapshot(tmp_path / "run1")
+    result = _launch(*flags, f"--workdir={tmp_path / 'run1'}", "--image_channels=3",
+                     "--steps=4", cwd=tmp_path)
+    assert result.returncode == 2 and "--image_channels" in result.stderr, result.stderr[-2000:]
+    assert _snapshot(tmp_path / "run1") == before
 
 
 @pytest.mark.slow

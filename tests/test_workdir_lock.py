@@ -138,6 +138,35 @@ def test_flock_lock_refuses_while_held_and_is_free_after_release(tmp_path):
     assert not os.path.exists(workdir)
 
 
+def test_flock_release_removes_the_lock_file_and_a_racing_acquire_locks_the_new_one(
+        tmp_path, monkeypatch):
+    workdir = tmp_path / "run"
+    workdir_lock.acquire(str(workdir)).release()
+    assert workdir.is_dir() and os.listdir(workdir) == []  # a finished run leaves no .lock
+    # The holder ends between a second run's open and flock: that run must not keep a lock on
+    # the removed file (a third run would lock a new one beside it), but lock the path anew.
+    holder = workdir_lock.acquire(str(workdir))
+    real_open = os.open
+
+    def open_then_holder_ends(path, *args):
+        fd = real_open(path, *args)
+        if holder._fd is not None:
+            holder.release()
+        return fd
+
+    monkeypatch.setattr(workdir_lock.os, "open", open_then_holder_ends)
+    second = workdir_lock.acquire(str(workdir))
+    monkeypatch.undo()
+    try:
+        on_disk, mine = os.stat(second.path), os.fstat(second._fd)
+        assert (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
+        with pytest.raises(ConfigError, match=f"pid {os.getpid()}"):
+            workdir_lock.acquire(str(workdir))
+    finally:
+        second.release()
+    assert os.listdir(workdir) == []
+
+
 def test_lease_arguments_are_checked():
     with pytest.raises(ValueError, match="heartbeat_every"):
         workdir_lock.LeaseLock(_ram_workdir(), heartbeat_every=10, stale_after=5)

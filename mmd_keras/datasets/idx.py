@@ -25,7 +25,7 @@ import struct
 
 import numpy as np
 
-from mmd_keras.datasets import pipeline
+from mmd_keras.datasets import pipeline, tfds_sources
 from mmd_keras.datasets.tfds_sources import DatasetNotAvailableError
 
 IDX_DATASETS = ("mnist", "fashion_mnist")
@@ -225,8 +225,7 @@ def _load_tfds_arrays(name, split, data_dir):
     try:
         import tensorflow_datasets as tfds
 
-        data = tfds.as_numpy(tfds.load(name, split=split, data_dir=data_dir, download=False,
-                                       batch_size=-1))
+        data = tfds.as_numpy(tfds_sources.load_prepared(name, split, data_dir, batch_size=-1))
     except (ImportError, AssertionError, OSError) as error:
         return None, (str(error).splitlines() or [type(error).__name__])[0]
     return (data["image"][..., 0].astype(np.uint8), data["label"].astype(np.uint8),

@@ -87,6 +87,23 @@ def default_data_dir():
     return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
 
 
+def load_prepared(tfds_name, split, data_dir=None, download=False, **as_dataset_kwargs):
+    """``tfds.load(tfds_name, split=split, data_dir=data_dir, download=download, ...)``.
+
+    Without ``download``, the builder's ``as_dataset`` is called directly: ``tfds.load`` first
+    asks ``builder.is_prepared()`` and ignores the answer, and for a dataset that is not on
+    disk that probe logs ``Variant folder <a folder that does not exist> has no
+    dataset_info.json``. ``as_dataset`` raises the same ``AssertionError`` for absent data.
+    """
+    import tensorflow_datasets as tfds
+
+    if download:
+        return tfds.load(tfds_name, split=split, data_dir=data_dir, download=True,
+                         **as_dataset_kwargs)
+    return tfds.builder(tfds_name, data_dir=data_dir).as_dataset(split=split,
+                                                                 **as_dataset_kwargs)
+
+
 def _estimated_bytes(source, split, image_size):
     """Bytes of the decoded uint8 split, from the known split sizes; None if unknown."""
     match = re.fullmatch(r"([a-z]+)(\[(\d*):(\d*)\])?", split.replace(" ", ""))
@@ -137,14 +154,9 @@ def load_tfds_images(name, split, image_size, data_dir=None, *, download=False, 
             )
         crop = celeba_crop
     try:
-        dataset = tfds.load(
-            source.tfds_name,
-            split=split,
-            data_dir=data_dir,
-            download=download,
-            shuffle_files=shuffle_files,
-            read_config=tfds.ReadConfig(shuffle_seed=seed),
-        )
+        dataset = load_prepared(source.tfds_name, split, data_dir, download,
+                                shuffle_files=shuffle_files,
+                                read_config=tfds.ReadConfig(shuffle_seed=seed))
     except ModuleNotFoundError as error:  # tfds imports importlib_resources undeclared
         raise ModuleNotFoundError(
             f"Loading `{name}` through TFDS needs the module `{error.name}`: "

@@ -1,4 +1,4 @@
-"""Score generated images against a reference: ``python -m mmd_keras.evaluate``.
+r"""Score generated images against a reference: ``python -m mmd_keras.evaluate``.
 
 Samples and references can each be
 
@@ -23,7 +23,7 @@ against the test set, KID from 100 subsets of 1,000, FID and IS from 10 bootstra
 Example, on the model the default ``python -m mmd_keras.launch`` run exports to
 ``saved_models/digits``::
 
-    python -m mmd_keras.evaluate --samples=saved_models/digits --reference=digits \\
+    python -m mmd_keras.evaluate --samples=saved_models/digits --reference=digits \
         --extractor=digits --num_samples=1000 --output=scores.json
 
 It prints the scores and writes JSON with every parameter used (extractor and its weights,
@@ -45,12 +45,14 @@ import dataclasses
 import json
 import math
 import os
+import re
 import sys
 
 from absl import flags
 
 import numpy as np
 
+from mmd_keras import _help
 from mmd_keras.evaluation import kid as kid_lib
 from mmd_keras.evaluation import weights as weights_lib
 
@@ -133,10 +135,44 @@ def _canonical(argv):
     return out
 
 
+#: Sections of ``--help``, in order, and their flags (every flag in exactly one).
+HELP_SECTIONS = {
+    "inputs": ("samples", "reference", "num_samples", "num_reference", "data_dir", "seed",
+               "batch_size"),
+    "features": ("extractor", "weights", "cache_dir"),
+    "metrics": ("metrics", "protocol", "kid_subsets", "kid_subset_size", "kid_method",
+                "kid_variance", "is_splits", "bootstraps"),
+    "output": ("output", "overwrite"),
+}
+
+
+def _default(flag):
+    if flag.default is None:
+        return "none"
+    if isinstance(flag.default, bool):
+        return "true" if flag.default else "false"
+    if isinstance(flag.default, list):
+        return ",".join(flag.default)
+    return str(flag.default) or "''"
+
+
 def usage():
-    """The ``--help`` text: what the command does and every flag with its help and default."""
-    return (f"USAGE: {PROGRAM} --samples=SOURCE --output=FILE.json [flags]\n\n{__doc__}\n"
-            f"Flags:\n{FLAGS.get_help()}\n")
+    """The ``--help`` text: usage, what the command does (the module docstring as plain text),
+    then every flag by section with its default, help and accepted values."""
+    lines = [f"usage: {PROGRAM} --samples=SOURCE --output=FILE.json [--flag=value ...]",
+             "       (python -m mmd_keras.evaluation is the same program)", "",
+             _help.plain(__doc__).strip()]
+    listed = [name for names in HELP_SECTIONS.values() for name in names]
+    assert sorted(listed) == sorted(FLAGS), set(listed) ^ set(FLAGS)
+    for section, names in HELP_SECTIONS.items():
+        lines += ["", f"{section}:"]
+        for name in names:
+            flag = FLAGS[name]
+            help_text = re.sub(r"^<[^>]*>: ", "", flag.help)  # absl's enum prefix: listed below
+            lines += _help.flag_lines(name, _default(flag), help_text,
+                                      getattr(flag.parser, "enum_values", None) or (),
+                                      isinstance(flag.default, bool))
+    return "\n".join(lines) + "\n"
 
 
 def parse(argv):
@@ -399,15 +435,25 @@ def _make_extractor(args):
 
 
 def _summary(name, value):
-    """One printed line per metric; KID adds the estimated sd of a one-subset estimate."""
+    """One printed line per metric; KID adds the estimated sd of a one-subset estimate.
+
+    The variance estimate is printed as computed (the JSON keeps it too). A negative one has
+    no square root, so the line says why it is negative instead of printing ``sd nan``.
+    """
     line = f"{name}: {value.get('mean', value.get('value')):.6g}"
     if "std" in value:
         line += f" ± {value['std']:.6g}"
     variance = value.get("variance")
     if variance is not None and math.isfinite(variance):
-        sd = math.sqrt(variance) if variance > 0 else float("nan")
-        line += (f" (one-subset estimator variance {variance:.6g}, sd {sd:.6g}; "
-                 f"{value['variance_estimator']})")
+        estimator = value["variance_estimator"]
+        if variance >= 0:
+            line += (f" (one-subset estimator variance {variance:.6g}, "
+                     f"sd {math.sqrt(variance):.6g}; {estimator})")
+        else:
+            line += (f" (one-subset estimator variance {variance:.6g} < 0, so no sd: the "
+                     f"{estimator} estimate is a difference of two estimates, not clipped at 0, "
+                     "and falls below 0 when the true variance is small next to its sampling "
+                     "noise; a larger --kid_subset_size makes it more precise)")
     return line
 
 

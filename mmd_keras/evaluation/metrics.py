@@ -14,6 +14,7 @@ splits, seed).
 """
 
 import dataclasses
+import warnings
 
 import numpy as np
 import scipy.linalg
@@ -55,12 +56,35 @@ class DiversityResult:
     seed: int
 
 
+SQRTM_RTOL = 1e-6
+
+
+def _checked_sqrtm(product):
+    """``scipy.linalg.sqrtm(product)``, or None when it is not finite or not a square root.
+
+    SciPy warns (``LinAlgWarning``) whenever the Schur form of ``product`` has a zero on its
+    diagonal, and its root may then be inaccurate; the residual ‖X² − A‖_F ≤ ``SQRTM_RTOL``·‖A‖_F
+    decides instead (it is ~1e-15 for a well-conditioned or an exactly rank-deficient product),
+    so values of well-conditioned inputs are unchanged and the warning never reaches the user.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        root = scipy.linalg.sqrtm(product)
+    if not np.all(np.isfinite(root)):
+        return None
+    residual = np.linalg.norm(root @ root - product)
+    return root if residual <= SQRTM_RTOL * np.linalg.norm(product) else None
+
+
 def frechet_distance_from_statistics(mu_a, sigma_a, mu_b, sigma_b, eps=1e-6):
     """‖µ_a − µ_b‖² + Tr(Σ_a + Σ_b − 2(Σ_aΣ_b)^½), float64 (pytorch-fid's algorithm).
 
-    ``scipy.linalg.sqrtm`` of Σ_aΣ_b; if it is not finite (near-singular product),
-    retry with ``eps`` added to both diagonals; an imaginary part of the diagonal
-    larger than 1e-3 raises, a smaller one is dropped.
+    ``scipy.linalg.sqrtm`` of Σ_aΣ_b; if it is not finite or not a square root (a singular
+    product, e.g. from dead feature units or fewer samples than dimensions), retry with
+    ``eps`` added to both diagonals, as pytorch-fid and TTUR do; an imaginary part of the
+    diagonal larger than 1e-3 raises, a smaller one is dropped. SciPy's ``LinAlgWarning``
+    about a singular product is handled here, not shown: a singular Σ_aΣ_b is the normal
+    case for rank-deficient covariances, and the square root is checked instead.
 
     Raises:
       ValueError: shapes that do not match, or a significant imaginary component.
@@ -74,10 +98,13 @@ def frechet_distance_from_statistics(mu_a, sigma_a, mu_b, sigma_b, eps=1e-6):
                 f"Expected `{name}` of shape {shape} (from `mu_a`). Received: `{name}.shape={value.shape}`"
             )
     diff = mu_a - mu_b
-    covmean = scipy.linalg.sqrtm(sigma_a @ sigma_b)
-    if not np.all(np.isfinite(covmean)):
+    covmean = _checked_sqrtm(sigma_a @ sigma_b)
+    if covmean is None:
         offset = np.eye(d) * eps
-        covmean = scipy.linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
+        product = (sigma_a + offset) @ (sigma_b + offset)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+            covmean = scipy.linalg.sqrtm(product)
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise ValueError(

@@ -33,6 +33,7 @@ from mmd_keras.export.signatures import SIGNATURES, GeneratorServingModule
 from mmd_keras.export.storage import (MARKER, STALE_SECONDS, check_root, clean_stale,
                                       find_export, join, next_version, read_marker,
                                       run_fingerprint, versions, write_version)
+from mmd_keras.layers import conv
 
 #: The largest batch a signature accepts unless ``export_generator(max_batch_size=...)``.
 DEFAULT_MAX_BATCH_SIZE = 4096
@@ -125,7 +126,10 @@ def export_generator(generator, root, run_name, version=None, *, latent_dim=None
     module = GeneratorServingModule(generator, latent_dim, latent_distribution, max_batch_size)
 
     def write(folder):
-        tf.saved_model.save(module, folder, signatures=module.concrete_signatures())
+        # Saving retraces the signatures (its own tracing context): again without
+        # custom-gradient ops, or every load would warn about their unsaved gradients.
+        with conv.forward_only():
+            tf.saved_model.save(module, folder, signatures=module.concrete_signatures())
 
     marker = {"run_name": run_name, "latent_dim": latent_dim,
               "latent_distribution": latent_distribution, "max_batch_size": max_batch_size,

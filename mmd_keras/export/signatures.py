@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from mmd_keras import rng
 from mmd_keras.datasets.pipeline import to_uint8
+from mmd_keras.layers import conv
 
 SIGNATURES = ("serving_default", "sample", "prior")
 
@@ -109,9 +110,13 @@ class GeneratorServingModule(tf.Module):
             tf.TensorSpec([], tf.int64, name="seed")])
         self.prior = tf.function(prior, input_signature=[])
         # The inner tf.Variables the traced graphs read: these, and only these, are saved
-        # and restored (by the TF1 restore op and by tf.saved_model.load).
+        # and restored (by the TF1 restore op and by tf.saved_model.load). The signatures are
+        # traced here, once, without custom-gradient ops (conv.forward_only): serving never
+        # differentiates, and each such op made every load warn about unsaved gradients.
         captured = {}
-        for function in self.concrete_signatures().values():
+        with conv.forward_only():
+            functions = self.concrete_signatures()
+        for function in functions.values():
             for variable in function.variables:
                 captured.setdefault(id(variable), variable)
         self.captured_variables = list(captured.values())

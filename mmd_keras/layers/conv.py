@@ -31,12 +31,16 @@ The switch: ``implementation=`` of the layers, or :func:`set_default_implementat
 (``"auto"``, ``"phases"``, ``"native"``) before building.
 """
 
+import contextlib
+import threading
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 IMPLEMENTATIONS = ("auto", "phases", "native")
 _default = {"implementation": "auto"}
+_tracing = threading.local()
 
 
 def set_default_implementation(implementation):
@@ -176,6 +180,23 @@ def conv2d_transpose(inputs, kernel, output_shape, strides, padding, fused=None)
     return y[:, :int(output_shape[1]), :int(output_shape[2]), :]
 
 
+@contextlib.contextmanager
+def forward_only():
+    """Within it, :func:`conv2d` traces as a plain ``tf.nn.conv2d``, without its custom gradient.
+
+    For graphs that are never differentiated, e.g. an exported generator's serving signatures:
+    a SavedModel cannot store a ``tf.custom_gradient``'s gradient of the gradient, so every
+    load of a graph holding one warns (once per function) that a gradient "will likely fail".
+    The forward values are the same; a gradient requested anyway is TF's registered one.
+    """
+    previous = getattr(_tracing, "forward_only", False)
+    _tracing.forward_only = True
+    try:
+        yield
+    finally:
+        _tracing.forward_only = previous
+
+
 def conv2d(inputs, kernel, strides, padding):
     """``tf.nn.conv2d`` (NHWC, no dilation) whose input gradient is :func:`conv2d_transpose`.
 
@@ -189,6 +210,8 @@ def conv2d(inputs, kernel, strides, padding):
         stride-1 forward convolutions, the filter gradient through ``Conv2DBackpropFilter``.
     """
     strides, padding = list(_pair(strides)), padding.upper()
+    if getattr(_tracing, "forward_only", False):
+        return tf.nn.conv2d(inputs, kernel, strides=strides, padding=padding)
 
     @tf.custom_gradient
     def forward(x, w):

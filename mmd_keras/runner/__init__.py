@@ -98,7 +98,7 @@ def run(config, argv=None, print_fn=print, strategy=None):
                 lock.release(remove_if_created=True)
                 raise
             start_run(state, argv, print_fn)
-            fit_run(state)
+            fit_run(state, print_fn)
             return final_report(state, print_fn)
     except (OSError, tf.errors.OpError) as error:  # a failed write: a message, not a traceback
         return storage_failure(error, config)
@@ -163,7 +163,7 @@ def start_run(state, argv, print_fn):
              f"{config.steps}.")
 
 
-def fit_run(state):
+def fit_run(state, print_fn=print):
     """``model.fit`` over the :func:`fit_plan` (a partial first epoch when resuming), until
     ``--steps``, the guard fails, a signal asks to stop (a checkpoint at that step) or the
     collapse recovery gives up. A recovery rewinds the step counter, so a pass of the plan can
@@ -175,6 +175,10 @@ def fit_run(state):
     verbose = 1 if build.console_is_terminal() else 0
     started = time.time()
     passes = config.collapse_max_recoveries + 1 if state.recovery is not None else 1
+    if cb.current_step(state.model) < config.steps:
+        # The first step traces and compiles the train step (seconds to minutes); said here so
+        # that the wait is not mistaken for training speed.
+        print_fn("Building and tracing the train step (the first step includes it) …")
     for _ in range(passes):
         for initial_epoch, epochs, steps_per_epoch, first_step in fit_plan(
                 cb.current_step(state.model), config.steps, config.steps_per_epoch):

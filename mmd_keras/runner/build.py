@@ -6,6 +6,7 @@ import dataclasses
 import os
 import sys
 
+from mmd_keras import config as config_lib
 from mmd_keras.config import ConfigError
 
 #: The events of ``--collapse_recovery`` (:meth:`mmd_keras.collapse.CollapseRecovery.to_json`).
@@ -54,12 +55,14 @@ def build_dataset(config, start_step=0, split=None, replicas=1, training=False):
     batches_per_step = 1
     if training and config.fresh_real_batches:
         batches_per_step = models.real_batches_per_step(config.critic_schedule, config.critic_steps)
+    options = ({"channels": config.channels} if config.dataset in config_lib.CHANNEL_CHOICE_DATASETS
+               else {})
     return datasets.build_dataset(
         config.dataset, split=split, image_size=config.image_size if config.channels else None,
         batch_size=config.batch_size * replicas, data_dir=config.data_dir or None,
         seed=config.seed if deterministic else config.seed + start_step,
         deterministic=deterministic, start_batch=start_step if deterministic else 0,
-        batches_per_step=batches_per_step)
+        batches_per_step=batches_per_step, **options)
 
 
 def fit_plan(start_step, total_steps, steps_per_epoch):

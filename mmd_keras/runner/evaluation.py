@@ -66,6 +66,23 @@ def real_images(config, split):
     return np.concatenate(batches)[:config.eval_num_samples]
 
 
+def announcement(config, p):
+    """The line printed before the evaluation is prepared (it can take a minute: a classifier
+    trained on first use, the real images' features, the floor), so that the wait before the
+    first progress line is explained and not charged to training."""
+    from mmd_keras.evaluation import digits_classifier
+
+    if p.extractor == "digits" and not os.path.isfile(digits_classifier.cache_path()):
+        network = ("training the digits classifier (once; cached in "
+                   f"{os.path.dirname(digits_classifier.cache_path())})")
+    elif p.extractor == "lenet":
+        network = "loading paper 1's LeNet (trained on MNIST's training images on first use)"
+    else:
+        network = f"loading the {p.extractor} feature network"
+    floor = ", and the real-vs-real KID floor" if p.floor else ""
+    return (f"Preparing evaluation: {network}, features of {p.reference}{floor} …")
+
+
 def build_evaluation(config, writer, on_new_best, print_fn, model=None):
     """The EvaluationCallback of ``config`` and the real-vs-real KID floor, or ``(None, None)``.
 
@@ -84,6 +101,7 @@ def build_evaluation(config, writer, on_new_best, print_fn, model=None):
     from mmd_keras.evaluation import callback as callback_lib
     from mmd_keras.evaluation import extractors, metrics
 
+    print_fn(announcement(config, p))
     if p.extractor == "fid_inception":
         extractor = extractors.get(p.extractor, weights_path=weights, flag="--eval_weights")
     elif p.extractor == "lenet":

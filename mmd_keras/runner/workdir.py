@@ -1,7 +1,7 @@
 """The workdir of a run: its lock, the files that replay it, and multi-worker directories.
 
-Layout: ``flags.cfg`` (replays the run), ``run.json`` (checkpoint identity), ``.lock``,
-``checkpoints/`` (``best/`` inside), ``samples/``, ``tensorboard/``.
+Layout: ``flags.cfg`` (replays the run), ``run.json`` (checkpoint identity), ``.lock`` (while a
+run holds it), ``checkpoints/`` (``best/`` inside), ``samples/``, ``tensorboard/``.
 """
 
 import dataclasses
