@@ -44,12 +44,30 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def cpu_simd_flags():
+    """The CPU's SIMD flags that decide TensorFlow's kernels (avx*, fma, amx*), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return sorted(flag for flag in line.split(":", 1)[1].split()
+                                  if flag.startswith(("avx", "fma", "amx")))
+    except OSError:
+        pass
+    return []
+
+
 def machine_info():
-    """Host, CPU, core count, library versions and the current load average."""
+    """Host, CPU and its SIMD flags, TensorFlow's CPU kernel set, core count, library versions
+    and the current load average (recorded with every result)."""
     import keras
 
+    from mmd_keras import performance
+
     return {
-        "host": socket.gethostname(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+        "host": socket.gethostname(), "cpu": cpu_model(), "cpu_simd_flags": cpu_simd_flags(),
+        "kernel_set": performance.kernel_set(),
+        "cpu_count": os.cpu_count(), "cpus_usable": performance.available_cpus(),
         "python": platform.python_version(), "tensorflow": tf.__version__,
         "keras": keras.__version__, "numpy": np.__version__,
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],

@@ -396,3 +396,22 @@ def test_paper1_peer_counts_the_librarys_flops():
     assert conv == torch_counts["aten.convolution"] + torch_counts["aten.convolution_backward"]
     torch_matmul = torch_counts["aten.mm"] + torch_counts["aten.addmm"]
     assert torch_matmul < library["MatMul"] < 1.01 * torch_matmul
+
+
+@pytest.mark.slow
+def test_fresh_batches_benchmark_times_both_layouts_with_the_machine(tmp_path):
+    """`benchmarks.fresh_batches` (digits stand-in, 1 step per call): both layouts timed in one
+    process, the fresh stream's elements hold 6 batches, the CPU flags and kernel set recorded."""
+    import json
+
+    from benchmarks import fresh_batches
+
+    out = tmp_path / "fresh.json"
+    assert fresh_batches.main(["--quick", "--steps=1", "--repeats=1", "--width=4", f"--output={out}"]) == 0
+    record = json.loads(out.read_text())
+    assert set(record["seconds_per_step"]) == {"one batch per step", "fresh batches"}
+    assert all(v > 0 for v in record["seconds_per_step"].values())
+    assert record["ratio_fresh_over_one_batch"] > 0
+    assert record["machine"]["kernel_set"] in ("oneDNN", "Eigen") and "cpu_simd_flags" in record["machine"]
+    stream = fresh_batches._stream(None, 6)
+    assert next(iter(stream)).shape == (64, 6, 28, 28, 1)
