@@ -50,3 +50,40 @@ def test_wheel_installs_a_console_script_that_runs_shipped_configs_anywhere(tmp_
     assert (elsewhere / "run" / "checkpoints" / "ckpt-6.index").exists(), run.stdout
     assert (elsewhere / "saved_models" / "run" / "1" / "saved_model.pb").exists()
     assert "oneDNN" not in run.stderr and "cuInit" not in run.stderr, run.stderr[-2000:]
+
+
+def _pypi_reachable():
+    import socket
+
+    try:
+        socket.create_connection(("pypi.org", 443), timeout=5).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_a_users_install_has_no_test_stack_and_runs_the_main_job(tmp_path):
+    """`pip install -e .` in a fresh venv (its own site-packages, nothing borrowed from this
+    interpreter), as the README's run set-up: TensorFlow and the runtime dependencies come in,
+    the test stack does not (no torch, pytest, scikit-image), and `python -m mmd_keras.launch`
+    trains, checkpoints and exports the default digits job (shortened)."""
+    if not _pypi_reachable():
+        pytest.skip("the package index is not reachable: the fresh install cannot be made")
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "*.egg-info", "runs", "saved_models", "__pycache__", ".pytest_cache"))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL")}
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], env=env)
+    python = str(venv / "bin" / "python")
+    _run([python, "-m", "pip", "install", "-q", "-e", str(source)], env=env, cwd=tmp_path)
+    absent = _run([python, "-c", "import importlib.util as u; print([m for m in ('torch', 'pytest', "
+                   "'skimage', 'pytorch_fid') if u.find_spec(m)])"], env=env, cwd=tmp_path).stdout
+    assert absent.strip() == "[]"
+    run = _run([python, "-m", "mmd_keras.launch", "--steps=20", "--steps_per_epoch=10",
+                "--checkpoint_every=10", "--sample_every=10", "--eval_every=20", "--workdir=run"],
+               env=env, cwd=tmp_path)
+    assert (tmp_path / "run" / "checkpoints" / "ckpt-20.index").exists(), run.stdout[-2000:]
+    assert (tmp_path / "saved_models" / "run" / "1" / "saved_model.pb").exists()
+    assert "TensorFlow CPU kernels:" in run.stdout
