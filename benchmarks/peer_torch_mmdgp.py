@@ -6,7 +6,7 @@ process. What is identical to the library's step (``MMDGAN.train_step``, fixed s
 
 * generator ``dcgan_p1`` (paper 1's DCGAN): dense 100 → 2·2·512, BN, ReLU; 5×5 stride-2
   transposed convs 256, 128, 64 (each BN + ReLU); a 5×5 stride-2 transposed conv to 1 channel,
-  tanh. BN as Keras's (ε = 1e-3, momentum 0.99, batch statistics in training; the running
+  tanh. BN as Keras's (ε = 1e-3, momentum 0.9 as the config: paper 1's official decay, batch statistics in training; the running
   variance is PyTorch's unbiased one, Keras keeps the biased one: not used by the step);
 * critic ``dcgan_p1`` with widths 16, 32, 64, 128: 5×5 stride-2 convs, LeakyReLU 0.2, dense 16;
   every layer with bias. Padding is TF's ``same`` exactly (:func:`same_pads`: 1 before, 2 after
@@ -41,7 +41,7 @@ LATENT_DIM = 100
 GENERATOR_WIDTHS = (512, 256, 128, 64)
 CRITIC_WIDTHS = (16, 32, 64, 128)
 KERNEL = 5
-BN = dict(eps=1e-3, momentum=0.01)  # Keras BatchNormalization's ε and momentum 0.99
+BN = dict(eps=1e-3, momentum=0.1)  # Keras's ε; the config's momentum 0.9 (PyTorch counts 1 − it)
 
 
 def same_pads(size, kernel, stride):
