@@ -278,9 +278,9 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
         tmp_path, capsys, monkeypatch):
     original = training.build_dataset
 
-    def poisoned(config, start_step=0, split=None, replicas=1):
+    def poisoned(config, start_step=0, split=None, replicas=1, training=False):
         # Batches from generator step 6 on (index 5) are NaN: a bad-data failure.
-        dataset = original(config, start_step, split, replicas)
+        dataset = original(config, start_step, split, replicas, training=training)
         return dataset.enumerate(start_step).map(
             lambda i, x: tf.where(i >= 5, tf.fill(tf.shape(x), float("nan")), x))
 
