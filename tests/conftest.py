@@ -61,6 +61,19 @@ def _free_ports(count):
     return ports
 
 
+@pytest.fixture(scope="session")
+def package_index():
+    """Skips the test unless the package index (pypi.org:443) answers: a fresh install or pip's
+    resolution needs it. Asked once per session, and only by the tests that need it."""
+    import socket
+
+    try:
+        socket.create_connection(("pypi.org", 443), timeout=5).close()
+    except OSError:
+        pytest.skip("the package index (pypi.org:443) is unreachable: pip cannot install or resolve "
+                    "requirements offline")
+
+
 @pytest.fixture
 def free_ports():
     """The function ``free_ports(count) -> [port, ...]``."""

@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -92,14 +91,6 @@ def test_importing_without_tensorflow_names_the_builds_to_install(tmp_path):
 
 # ---------------------------------------------------------------- pip's resolution (needs PyPI)
 
-def _pypi_reachable():
-    try:
-        socket.create_connection(("pypi.org", 443), timeout=5).close()
-        return True
-    except OSError:
-        return False
-
-
 def _tpu_setup_line():
     """The one set-up command launch/tpu_vm.sh's header gives, as (environment, pip words)."""
     with open(os.path.join(REPO, "launch", "tpu_vm.sh")) as f:
@@ -123,9 +114,7 @@ def _would_install(venv, pip_words, **env):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _pypi_reachable(), reason="PyPI (pypi.org:443) is unreachable: pip "
-                    "cannot resolve the requirements offline")
-def test_pip_resolves_the_tpu_setup_line_without_the_plain_tensorflow_wheel(tmp_path):
+def test_pip_resolves_the_tpu_setup_line_without_the_plain_tensorflow_wheel(tmp_path, package_index):
     """launch/tpu_vm.sh's set-up line, resolved by pip in a fresh venv: with no TensorFlow it
     brings tensorflow-tpu and its libtpu; on a TPU VM image that holds tensorflow-tpu it keeps it;
     never the plain tensorflow wheel."""
