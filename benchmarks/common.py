@@ -21,6 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from mmd_keras import performance  # noqa: E402
+
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -34,27 +36,7 @@ def load_average():
 
 def cpu_model():
     """The CPU model string of /proc/cpuinfo (Linux), else `platform.processor()`."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def cpu_simd_flags():
-    """The CPU's SIMD flags that decide TensorFlow's kernels (avx*, fma, amx*), from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return sorted(flag for flag in line.split(":", 1)[1].split()
-                                  if flag.startswith(("avx", "fma", "amx")))
-    except OSError:
-        pass
-    return []
+    return performance.cpu_description()[0]
 
 
 def machine_info():
@@ -62,10 +44,9 @@ def machine_info():
     and the current load average (recorded with every result)."""
     import keras
 
-    from mmd_keras import performance
-
+    model, flags = performance.cpu_description()
     return {
-        "host": socket.gethostname(), "cpu": cpu_model(), "cpu_simd_flags": cpu_simd_flags(),
+        "host": socket.gethostname(), "cpu": model, "cpu_simd_flags": flags,
         "kernel_set": performance.kernel_set(),
         "cpu_count": os.cpu_count(), "cpus_usable": performance.available_cpus(),
         "python": platform.python_version(), "tensorflow": tf.__version__,

@@ -98,23 +98,6 @@ def print_flush(message):
     print(message, flush=True)
 
 
-def cpu_description():
-    """``(model name, sorted SIMD flags of interest)`` from /proc/cpuinfo (Linux), else unknown."""
-    model, flags = platform.processor() or "unknown", []
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = sorted(f for f in value.split() if f.startswith(("avx", "fma", "amx")))
-                    break
-    except OSError:
-        pass
-    return model, flags
-
-
 def machine():
     """What the numbers were measured on (recorded in every JSON): CPU and its SIMD flags,
     TensorFlow's kernel set (oneDNN or Eigen), cores usable and the load."""
@@ -122,16 +105,15 @@ def machine():
 
     from mmd_keras import performance
 
-    model, flags = cpu_description()
+    model, flags = performance.cpu_description()
     runtime = performance.runtime_report()
     return {"platform": platform.platform(), "python": platform.python_version(),
-            "cpu": model, "cpu_simd_flags": flags,
-            "kernel_set": "oneDNN" if runtime["onednn"] else "Eigen",
+            "cpu": model, "cpu_simd_flags": flags, "kernel_set": performance.kernel_set(),
             "conv_implementation": runtime["conv_implementation"],
             "intra_op_threads": runtime["intra_op_threads"],
             "cpu_count": os.cpu_count(), "keras": keras.__version__,
             # `taskset` pins a study to some cores; TensorFlow sizes its thread pools from these.
-            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "cpus_usable": runtime["available_cpus"],
             "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
 

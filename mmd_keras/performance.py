@@ -57,6 +57,27 @@ def prefer_onednn(environ=None):
     return environ.get(ONEDNN_VARIABLE)
 
 
+def cpu_description():
+    """``(model, simd_flags)``: the CPU's model name and its SIMD flags that decide TensorFlow's
+    kernels (``avx*``, ``fma``, ``amx*``, sorted), from /proc/cpuinfo; elsewhere
+    ``(platform.processor(), [])``. Benchmarks and studies record both with every result."""
+    import platform
+
+    model, flags = platform.processor() or "unknown", []
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = sorted(f for f in value.split() if f.startswith(("avx", "fma", "amx")))
+                    break
+    except OSError:
+        pass
+    return model, flags
+
+
 def kernel_set():
     """``"oneDNN"`` or ``"Eigen"``: the CPU kernels TensorFlow runs in this process."""
     from mmd_keras.layers import conv
