@@ -51,11 +51,11 @@ def run(data_dir, width, steps, repeats, log):
     sys.path.insert(0, os.path.join(ROOT, "examples"))
     import mnist_table3
 
-    models, streams = {}, {}
+    models, layouts, streams = {}, {}, {}
     for name, fresh in (("one batch per step", False), ("fresh batches", True)):
-        model = mnist_table3.build_model("rq", 0, width)
-        n = model.real_batches_per_step if fresh else 1
-        models[name], streams[name] = model, iter(_stream(data_dir, n))
+        models[name] = mnist_table3.build_model("rq", 0, width)
+        layouts[name] = models[name].real_batches_per_step if fresh else 1
+        streams[name] = iter(_stream(data_dir, layouts[name]))
 
     def steps_of(name):
         import tensorflow as tf
@@ -72,8 +72,7 @@ def run(data_dir, width, steps, repeats, log):
     timings = common.interleaved_medians({name: steps_of(name) for name in models}, repeats, warmup=1,
                                          sync=lambda logs: [v.numpy() for v in logs.values()], log=log)
     per_step = {name: t["median_s"] / steps for name, t in timings.items()}
-    rates = {name: pipeline_rate(_stream(data_dir, models[name].real_batches_per_step
-                                          if name == "fresh batches" else 1), 50) for name in models}
+    rates = {name: pipeline_rate(_stream(data_dir, n), 50) for name, n in layouts.items()}
     return {"benchmark": "fresh_batches", "machine": common.machine_info(),
             "data": "mnist" if data_dir else "digits resized to 28 px", "generator_width": width,
             "steps_per_call": steps, "repeats": repeats, "timings": timings,

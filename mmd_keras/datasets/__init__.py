@@ -151,14 +151,11 @@ def build_dataset(
     name = canonical_name(name)
     pipeline.validate_common(image_size, batch_size, shuffle_buffer, start_batch)
     pipeline.validate_batches_per_step(batches_per_step)
-    if batches_per_step == 1:
-        return _batches(name, split, image_size, batch_size, data_dir, shuffle, repeat, seed,
-                        deterministic, cache, shuffle_buffer, start_batch, download, options)
     # A resumed run skips whole steps: ``batches_per_step`` batches per element.
     batches = _batches(name, split, image_size, batch_size, data_dir, shuffle, repeat, seed,
                        deterministic, cache, shuffle_buffer, start_batch * batches_per_step, download,
                        options)
-    return pipeline.stack_batches(batches, batches_per_step)
+    return batches if batches_per_step == 1 else pipeline.stack_batches(batches, batches_per_step)
 
 
 def _batches(name, split, image_size, batch_size, data_dir, shuffle, repeat, seed, deterministic,

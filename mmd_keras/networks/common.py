@@ -7,10 +7,8 @@ keep working.
 import keras
 
 from mmd_keras import layers as sn_layers
-from mmd_keras.errors import ArgumentError
 from mmd_keras.networks.checks import (  # noqa: F401  (old import path of the checks)
     BATCH_NORM_MODES,
-    INITIALIZATIONS,
     check_batch_norm,
     check_image_size,
     check_int,
@@ -23,7 +21,7 @@ from mmd_keras.layers import conv as conv_layers
 
 def kernel_initializers(initialization):
     """``{"conv", "deconv", "dense"}`` → kernel initializer of ``initialization`` (one of
-    :data:`INITIALIZATIONS`, checked by the builders; None: Keras's default)."""
+    `checks.INITIALIZATIONS`, checked by the builders; None: Keras's default)."""
     if initialization == "keras":
         return {"conv": None, "deconv": None, "dense": None}
     return {"conv": keras.initializers.TruncatedNormal(stddev=0.02),

@@ -70,7 +70,7 @@ def dcgan_generator(*, latent_dim, image_size, start_filters, up_filters, up_ker
         sn: keyword arguments of :class:`~mmd_keras.networks.common.LayerFactory` (without
             ``num_sn_layers``, which is counted here: C = pico_gain^(1/L)).
         name: model name.
-        initialization: kernel initialization, one of `common.INITIALIZATIONS`.
+        initialization: kernel initialization, one of `checks.INITIALIZATIONS`.
         bn_momentum: momentum of the batch-norm moving statistics.
 
     Returns:

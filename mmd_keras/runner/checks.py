@@ -125,12 +125,13 @@ def networks_kwargs(config):
             kwargs.update(image_size=config.image_size, channels=config.channels)
     if config.synchronized_bn and config.architecture != "mlp":  # the MLP has no batch norm
         generator["batch_norm"] = "synchronized"
-    # Passed only when set: the architectures other than dcgan_p1 do not take them (their
-    # builders then name the flag).
-    if config.initialization != "keras":
+    # Passed only when changed from the flags' defaults: the architectures other than dcgan_p1
+    # do not take them (their builders then name the flag).
+    defaults = config_lib.RunConfig()
+    if config.initialization != defaults.initialization:
         for kwargs in (generator, critic):
             kwargs["initialization"] = config.initialization
-    if config.bn_momentum != 0.99:
+    if config.bn_momentum != defaults.bn_momentum:
         generator["bn_momentum"] = config.bn_momentum
     if config.generator_widths:
         generator["widths"] = config.generator_widths
