@@ -87,6 +87,7 @@ def test_matmul_transpose_flags():
     ("profile_step", ["--case", "mmd_rep/x5"]),
     ("threads", ["--rounds", "0"]),
     ("accelerator", ["--repeats", "-1"]),
+    ("main_job", ["--steps", "0"]),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(module, args, tmp_path, cli_exit_2):
     out = tmp_path / "r.json"
@@ -420,3 +421,22 @@ def test_fresh_batches_benchmark_times_both_layouts_with_the_machine(tmp_path):
     assert record["machine"]["kernel_set"] in ("oneDNN", "Eigen") and "cpu_simd_flags" in record["machine"]
     stream = fresh_batches._stream(None, 6)
     assert next(iter(stream)).shape == (64, 6, 28, 28, 1)
+
+
+@pytest.mark.slow
+def test_main_job_benchmark_splits_the_launchers_wall_time(tmp_path):
+    """`benchmarks.main_job` on the smoke config: the launcher runs as a subprocess, its own
+    training time is parsed, and the phases add up to the wall time it measured."""
+    import json
+
+    from benchmarks import main_job
+
+    out = tmp_path / "main_job.json"
+    assert main_job.main(["--config=configs/smoke.cfg", "--steps=6", f"--output={out}"]) == 0
+    record = json.loads(out.read_text())
+    run, = record["runs"]
+    assert run["steps"] == 6 and 0 < run["training_s"] < run["wall_s"]
+    assert run["startup_s"] + run["training_s"] <= run["wall_s"] + 0.5
+    assert run["ratio_wall_to_training"] == pytest.approx(run["wall_s"] / run["training_s"])
+    assert record["targets"]["wall_within_1_3x_training"]["target"] == 1.3
+    assert record["machine"]["kernel_set"] in ("oneDNN", "Eigen")
