@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import common
-from mmd_keras import inception, metrics
+from mmd_keras.evaluation import inception, metrics
 
 FEATURE_DIM = 2048
 

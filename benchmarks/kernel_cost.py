@@ -21,8 +21,7 @@ import tensorflow as tf
 
 from benchmarks import common
 from mmd_keras import kernels
-from mmd_keras.losses import mmd as mmd_lib
-from mmd_keras.losses import mmd_losses
+from mmd_keras.losses import estimators, mmd_family
 
 KERNELS = {
     "rbf (paper 1, 6 sigmas)": lambda: kernels.get("rbf"),
@@ -43,8 +42,8 @@ def mmd_function(kernel_name):
 
     def value(real, fake):
         if factory is None:
-            return mmd_losses.repulsive_critic_loss(real, fake, kernel, 1.0, bounds=(0.25, 4.0))
-        return mmd_lib.mmd2(real, fake, kernel)
+            return mmd_family.repulsive_critic_loss(real, fake, kernel, 1.0, bounds=(0.25, 4.0))
+        return estimators.mmd2(real, fake, kernel)
 
     @tf.function
     def with_gradient(real, fake):

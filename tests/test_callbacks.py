@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from mmd_keras import callbacks as cb
-from mmd_keras import training
+from mmd_keras import runner
 from mmd_keras.config import ConfigError
 
 
@@ -293,19 +293,19 @@ def test_stop_at_step():
     (5, 6, 6, [(0, 1, 1, 5)]),
 ])
 def test_fit_plan_resumes_mid_epoch(start, total, per_epoch, plan):
-    assert training.fit_plan(start, total, per_epoch) == plan
+    assert runner.fit_plan(start, total, per_epoch) == plan
     covered = sum(n * (epochs - first) for first, epochs, n, _ in plan)
     assert covered == total - start
 
 
 def test_workdir_lock_refuses_a_second_holder(tmp_path):
     workdir = str(tmp_path / "run")
-    first = training.WorkdirLock(workdir).acquire()
+    first = runner.WorkdirLock(workdir).acquire()
     with pytest.raises(ConfigError) as info:
-        training.WorkdirLock(workdir).acquire()
+        runner.WorkdirLock(workdir).acquire()
     assert info.value.flag == "workdir" and f"pid {os.getpid()}" in str(info.value)
     first.release()
-    second = training.WorkdirLock(workdir).acquire()
+    second = runner.WorkdirLock(workdir).acquire()
     second.release(remove_if_created=True)
     assert os.path.exists(workdir)  # Created by the first holder, not by the second.
 
@@ -320,8 +320,8 @@ def test_digits_evaluation_reference_is_the_held_out_split_for_every_seed():
         "digits", image_size=16, batch_size=64, repeat=False, seed=5)])
     for seed in (0, 3):
         config = RunConfig(dataset="digits", image_size=16, seed=seed)
-        test = training.evaluation_images(config, "test")
-        train = training.evaluation_images(config, "train")
+        test = runner.evaluation.real_images(config, "test")
+        train = runner.evaluation.real_images(config, "train")
         assert len(test) + len(train) == 1797 and len(test) >= 300
         stream_rows = {row.tobytes() for row in train_stream}
         assert not any(row.tobytes() in stream_rows for row in test)

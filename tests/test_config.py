@@ -7,7 +7,7 @@ import os
 import pytest
 
 from mmd_keras import config as config_lib
-from mmd_keras import launch, training
+from mmd_keras import launch, runner
 from mmd_keras.config import ConfigError, RunConfig
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
@@ -39,7 +39,7 @@ def test_every_config_parses_builds_and_has_a_header(name):
     assert f"--flagfile=configs/{name}.cfg" in header
     config, _ = launch.parse(["prog", f"--flagfile={path}"])
     # Networks can make the image size and the loss accepts its parameters (no data needed).
-    training.preflight(config, check_data=False)
+    runner.preflight(config, check_data=False)
 
 
 def test_every_config_file_is_listed():
@@ -131,15 +131,15 @@ def test_config_is_frozen_and_replace_validates():
 def test_identity_check_refuses_another_architecture(tmp_path):
     workdir = tmp_path / "run"
     workdir.mkdir()
-    (workdir / training.RUN_FILE).write_text(
+    (workdir / runner.RUN_FILE).write_text(
         '{"identity": {"architecture": "dcgan_s1", "image_size": 16}}')
     with pytest.raises(ConfigError) as info:
-        training.check_workdir(RunConfig(workdir=str(workdir)))
+        runner.check_workdir(RunConfig(workdir=str(workdir)))
     assert info.value.flag == "architecture" and "dcgan_s1" in str(info.value)
     # The same identity passes.
-    (workdir / training.RUN_FILE).write_text(
+    (workdir / runner.RUN_FILE).write_text(
         '{"identity": {"architecture": "small", "image_size": 16, "critic_widths": [8]}}')
-    training.check_workdir(RunConfig(workdir=str(workdir), critic_widths=(8,)))
+    runner.check_workdir(RunConfig(workdir=str(workdir), critic_widths=(8,)))
 
 
 def test_image_channels_choose_the_image_folder_networks_and_identity():
@@ -150,29 +150,29 @@ def test_image_channels_choose_the_image_folder_networks_and_identity():
     identity = config_lib.identity
     assert identity(RunConfig(**folder)) == identity(RunConfig(**folder, image_channels=3))
     assert identity(RunConfig(**folder))["image_channels"] == 3
-    generator_kwargs, critic_kwargs = training.networks_kwargs(
+    generator_kwargs, critic_kwargs = runner.networks_kwargs(
         RunConfig(**folder, image_channels=1))
     assert generator_kwargs["channels"] == critic_kwargs["channels"] == 1
 
 
 def test_synchronized_bn_flag_reaches_the_generator():
     config, _ = launch.parse(["prog", "--synchronized_bn"])
-    generator_kwargs, critic_kwargs = training.networks_kwargs(config)
+    generator_kwargs, critic_kwargs = runner.networks_kwargs(config)
     assert generator_kwargs["batch_norm"] == "synchronized" and "batch_norm" not in critic_kwargs
     default, _ = launch.parse(["prog"])
-    assert "batch_norm" not in training.networks_kwargs(default)[0]
+    assert "batch_norm" not in runner.networks_kwargs(default)[0]
     mlp, _ = launch.parse(["prog", "--synchronized_bn", "--architecture=mlp", "--dataset=ring8"])
-    assert "batch_norm" not in training.networks_kwargs(mlp)[0]  # the MLP has no batch norm
+    assert "batch_norm" not in runner.networks_kwargs(mlp)[0]  # the MLP has no batch norm
 
 
 def test_multi_worker_processes_get_their_own_workdir():
     base, _ = launch.parse(["prog", "--strategy=multi_worker", "--workdir=/tmp/mw"])
     cluster = '"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}'
-    chief = training.worker_config(base, '{%s, "task": {"type": "worker", "index": 0}}' % cluster)
+    chief = runner.worker_config(base, '{%s, "task": {"type": "worker", "index": 0}}' % cluster)
     assert chief == base
-    other = training.worker_config(base, '{%s, "task": {"type": "worker", "index": 1}}' % cluster)
+    other = runner.worker_config(base, '{%s, "task": {"type": "worker", "index": 1}}' % cluster)
     assert other.workdir == "/tmp/mw/.worker_1" and other.export is False
     with_chief = '{"cluster": {"chief": ["h:1"], "worker": ["h:2"]}, "task": {"type": "worker", "index": 0}}'
-    assert training.worker_config(base, with_chief).workdir == "/tmp/mw/.worker_0"
+    assert runner.worker_config(base, with_chief).workdir == "/tmp/mw/.worker_0"
     single, _ = launch.parse(["prog", "--workdir=/tmp/mw"])
-    assert training.worker_config(single, '{%s, "task": {"type": "worker", "index": 1}}' % cluster) == single
+    assert runner.worker_config(single, '{%s, "task": {"type": "worker", "index": 1}}' % cluster) == single

@@ -1,5 +1,5 @@
 """The evaluation package imports one way: its import graph, in-function imports included, is
-acyclic, and the deprecated top-level modules only re-export it."""
+acyclic, and the top-level command module only re-exports it."""
 
 import ast
 import os
@@ -8,9 +8,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "mmd_keras.evaluation"
-# The deprecated top-level modules (one-line shims) re-export these evaluation modules.
-SHIMS = ("metrics", "similarity", "adaptive_lr", "extractors", "inception", "digits_classifier",
-         "evaluate")
+# The top-level command module (``python -m mmd_keras.evaluate``) re-exports the CLI.
+SHIMS = ("evaluate",)
 
 
 def _imported_modules(path, module, known):
@@ -39,7 +38,7 @@ def _imported_modules(path, module, known):
 
 
 def import_graph(root, package=PACKAGE, shims=SHIMS):
-    """``{module: {imported modules}}`` over ``package``'s modules and the top-level shims."""
+    """``{module: {imported modules}}`` over ``package``'s modules and the top-level ``shims``."""
     folder = os.path.join(root, *package.split("."))
     top = package.split(".")[0]
     files = {f"{package}.{name[:-3]}": os.path.join(folder, name)
@@ -87,7 +86,7 @@ def test_evaluation_package_has_no_import_cycle():
     assert {f"{PACKAGE}.inception", f"{PACKAGE}.digits_classifier"} <= graph[f"{PACKAGE}.extractors"]
 
 
-def test_evaluation_modules_do_not_import_the_deprecated_shims():
+def test_evaluation_modules_do_not_import_the_top_level_command():
     graph = import_graph(ROOT)
     for module, imported in graph.items():
         if module.startswith(PACKAGE):

@@ -192,13 +192,6 @@ def test_bad_arguments(generator, tmp_path, kwargs, match):
     assert not os.path.exists(os.path.join(tmp_path, "run", "1"))
 
 
-def test_sample_latents_is_a_deprecated_alias_of_generation_latents():
-    with pytest.warns(DeprecationWarning, match="generation_latents"):
-        old = export.sample_latents(3, LATENT_DIM, 9, "normal")
-    np.testing.assert_array_equal(
-        old.numpy(), rng_lib.generation_latents(3, LATENT_DIM, "normal", 9).numpy())
-
-
 # --- input checks inside the graph (issue 18 items 9-10) --------------------------------------
 
 @pytest.mark.parametrize("latents, message", [

@@ -418,13 +418,3 @@ def test_pico_state_of_the_paper3_cifar_critic_is_on_the_smaller_sides():
     assert sizes == [3072, 32768, 32768, 16384, 16384, 8192, 8192, 16]
     assert sum(sizes) == 117_776  # input side everywhere: 183,296
 
-
-def test_old_names_keep_working():
-    from mmd_keras.layers import pico, power_iteration
-
-    for name in ("matrix_power_iteration", "matrix_sigma", "operator_power_iteration",
-                 "operator_sigma", "conv2d_operator", "conv2d_transpose_operator",
-                 "dense_operator", "l2_normalize", "EPSILON"):
-        assert getattr(pico, name) is getattr(power_iteration, name)
-    with pytest.warns(DeprecationWarning):
-        assert layers.SN_MODES == layers.SN_LAYER_MODES == ("none", "pim", "pico")

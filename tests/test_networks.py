@@ -226,19 +226,10 @@ def test_image_size_is_checked_once_by_the_builders():
     with pytest.raises(ArgumentError) as caught:
         networks.build_critic("celeba160", image_size=48, widths=(4,) * 5)
     assert (caught.value.argument, caught.value.owner) == ("image_size", "critic")
-    with pytest.warns(DeprecationWarning), pytest.raises(ArgumentError) as caught:
-        networks.validate("celeba160", image_size=48)
-    assert (caught.value.argument, caught.value.owner) == ("image_size", "critic")
-    with pytest.warns(DeprecationWarning), pytest.raises(ArgumentError) as caught:
-        networks.validate("small", output_dim=-1)
-    assert (caught.value.argument, caught.value.owner) == ("output_dim", "critic")
     assert not hasattr(networks, "_IMAGE_RULES")
 
 
-def test_validate_builds_what_the_builders_build():
-    with pytest.warns(DeprecationWarning):
-        assert networks.validate("small", image_size=32, channels=3, latent_dim=4, output_dim=2,
-                                 sn_mode="pico", learned_gain=True, batch_norm=None) is None
+def test_architecture_registry_names():
     assert set(networks.ARCHITECTURES) == {"dcgan_s1", "dcgan_s2", "sngan", "resnet", "dcgan_p1",
                                            "celeba160", "mlp", "small"}
 

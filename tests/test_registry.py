@@ -3,7 +3,6 @@ switches, and the loss lines of the configs (issues 12, 14 and 17)."""
 
 import glob
 import os
-import warnings
 
 import numpy as np
 import pytest
@@ -51,16 +50,6 @@ def test_a_wrong_key_raises_argument_error_listing_the_accepted_keys(name):
         assert key in str(info.value)
 
 
-def test_rep_gp_penalty_weight_is_a_deprecated_alias_of_coefficient():
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        loss = losses.get("rep_gp", penalty_weight=0.3)
-    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
-    assert loss.coefficient == 0.3 and loss.penalty_weight == 0.3
-    assert loss.get_config()["coefficient"] == 0.3 and "penalty_weight" not in loss.get_config()
-    assert losses.get("rep_gp", coefficient=0.3).get_config() == loss.get_config()
-
-
 # ---- issue 14 item 3: the legacy switches reach the official numbers through losses.get ----------
 def test_legacy_constant_diagonal_through_losses_get(rng):
     x, y = rng.normal(size=(6, 3)) * 2, rng.normal(size=(6, 3)) + 1
@@ -83,10 +72,10 @@ def test_legacy_constant_diagonal_through_losses_get(rng):
 
 
 def _config_loss(path):
-    from mmd_keras import launch, training
+    from mmd_keras import launch, runner
 
     config, _ = launch.parse(["prog", f"--flagfile={path}"])
-    return losses.get(config.loss, **training.loss_params(config))
+    return losses.get(config.loss, **runner.loss_params(config))
 
 
 # ---- issue 14 item 4: paper 3's configs use its U-statistic (App. A.3, Eq. S4) -------------------
@@ -114,14 +103,3 @@ def test_official_configs_set_the_legacy_switches():
     assert dist.legacy_gp_axis and dist.gradient_penalty_weight == 10.0
     assert (dist.kernel.scale, dist.kernel.eps) == (2.0, 1e-5)
 
-
-def test_old_module_names_still_import():
-    import mmd_keras.losses.baseline_objectives
-    import mmd_keras.losses.kernel_objectives
-    import mmd_keras.losses.mmd
-    import mmd_keras.losses.mmd_losses
-    import mmd_keras.losses.objectives
-
-    assert mmd_keras.losses.mmd is losses.estimators and mmd_keras.losses.objectives is losses.base
-    assert mmd_keras.losses.mmd_losses is losses.mmd_family is mmd_keras.losses.kernel_objectives
-    assert mmd_keras.losses.baseline_objectives is losses.baselines

@@ -2,7 +2,7 @@
 
 * :func:`kernel_inception_distance` (KID; Bińkowski et al., *Demystifying MMD GANs*, ICLR 2018,
   §4): the unbiased MMD² with the polynomial kernel k(a, b) = (aᵀb/d + 1)³ — exactly
-  ``mmd_keras.losses.mmd.mmd2`` with ``mmd_keras.kernels.get("polynomial")``, evaluated here in
+  ``mmd_keras.losses.estimators.mmd2`` with ``mmd_keras.kernels.get("polynomial")``, evaluated here in
   float64 NumPy (the tests check it equals the library estimator) — averaged over random
   subsets, or over disjoint blocks with a Bessel-corrected standard error; with the estimated
   variance of one subset's estimate (:func:`mmd2_variance`: exactly unbiased by default, or the
@@ -143,7 +143,7 @@ def polynomial_mmd2_unbiased(x, y):
     The kernel matrices are in the inputs' dtype (float64 from :func:`kernel_inception_distance`
     unless ``precision="float32"``); their sums are float64.
 
-    Equals ``losses.mmd.mmd2(x, y, kernels.get("polynomial"), "unbiased")``.
+    Equals ``losses.estimators.mmd2(x, y, kernels.get("polynomial"), "unbiased")``.
     """
     return _mmd2_unbiased(_polynomial_kernel_matrix(x, x), _polynomial_kernel_matrix(x, y),
                           _polynomial_kernel_matrix(y, y))

@@ -22,7 +22,6 @@ docs/serving.md.
 """
 
 import re
-import warnings
 
 import keras
 import numpy as np
@@ -38,13 +37,6 @@ from mmd_keras.layers import conv
 #: The largest batch a signature accepts unless ``export_generator(max_batch_size=...)``.
 DEFAULT_MAX_BATCH_SIZE = 4096
 _RUN_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
-
-
-def sample_latents(batch_size, latent_dim, seed, distribution="uniform"):
-    """Deprecated alias of ``mmd_keras.rng.generation_latents`` (argument order differs)."""
-    warnings.warn("mmd_keras.export.sample_latents is deprecated; use "
-                  "mmd_keras.rng.generation_latents", DeprecationWarning, stacklevel=2)
-    return rng.generation_latents(batch_size, latent_dim, distribution, seed)
 
 
 def _latent_dim_of(generator, latent_dim):

@@ -38,11 +38,3 @@ __all__ = [
     "operator_sigma",
     "validate_sn_mode",
 ]
-
-
-def __getattr__(name):
-    if name == "SN_MODES":  # deprecated name, see spectral_norm.SN_LAYER_MODES
-        from mmd_keras.layers import spectral_norm
-
-        return spectral_norm.SN_MODES
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

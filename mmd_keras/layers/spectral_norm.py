@@ -37,7 +37,6 @@ critic (Table S1, 32 px) the PICO state is 117,776 floats instead of 183,296 (âˆ
 """
 
 import math
-import warnings
 
 import keras
 import tensorflow as tf
@@ -49,14 +48,6 @@ from mmd_keras.layers import conv, power_iteration
 SN_LAYER_MODES = ("none", "pim", "pico")
 #: Where PICO keeps its persistent vector (see the module docstring).
 PICO_VECTORS = ("smaller", "input", "output")
-
-
-def __getattr__(name):
-    if name == "SN_MODES":  # deprecated name (the networks' SN_MODES has more values)
-        warnings.warn("`SN_MODES` of mmd_keras.layers is now `SN_LAYER_MODES`.",
-                      DeprecationWarning, stacklevel=2)
-        return SN_LAYER_MODES
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def validate_sn_mode(sn_mode, accepted=SN_LAYER_MODES, arg="sn_mode"):

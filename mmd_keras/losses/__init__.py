@@ -15,8 +15,6 @@ all results are float32.
 ``get(name, **params)`` returns a :class:`GANLoss`; the names are ``LOSSES``' keys.
 """
 
-import sys
-
 from mmd_keras.losses import base, baselines, estimators, gcmmd, inputs, mmd_family, penalties, registry
 from mmd_keras.losses.base import MODES, CriticPass, GANLoss, LossOutput, activation_layers
 from mmd_keras.losses.baselines import (
@@ -76,10 +74,3 @@ from mmd_keras.losses.penalties import (
     witness_gradient_penalty,
 )
 from mmd_keras.losses.registry import LOSSES, describe, get, serialize
-
-# Deprecated module names (before the regrouping of issue 17) -> their modules now.
-for _old, _module in {"mmd": estimators, "mmd_losses": mmd_family, "kernel_objectives": mmd_family,
-                      "objectives": base, "baseline_objectives": baselines}.items():
-    sys.modules[f"{__name__}.{_old}"] = _module
-    globals()[_old] = _module
-del _old, _module

@@ -20,11 +20,8 @@ of :mod:`mmd_keras.losses.estimators` ("unbiased", "u_statistic", "biased"). All
 * SWGAN (paper 2): (E_x h − E_y h) / sqrt(offset + coefficient·(E_x h² + E_x‖J‖²_F)).
 * MMD-rep-gp (paper 3, App. D.1, Eq. S8): (L_rep − 1) / (1 + λ·E_x‖J_h(x)‖²_F), λ = 0.1.
 
-The weight of E‖J‖²_F is ``coefficient`` everywhere (SMMD, SWGAN, rep-gp);
-rep-gp's former ``penalty_weight`` is a deprecated alias.
+The weight of E‖J‖²_F is ``coefficient`` everywhere (SMMD, SWGAN, rep-gp).
 """
-
-import warnings
 
 import tensorflow as tf
 
@@ -213,34 +210,20 @@ def swgan(real_output, fake_output, jacobian_sq_norm, coefficient=10.0, offset=1
 
 
 def rep_gp_critic_loss(real_features, fake_features, jacobian_sq_norm, kernel="rbf", coefficient=0.1,
-                       estimator="unbiased", penalty_weight=None):
+                       estimator="unbiased"):
     """MMD-rep-gp critic loss (paper 3, App. D.1, Eq. S8): (L_rep − 1)/(1 + λ·E_x‖J‖²_F).
 
     Args:
       real_features: [m, s]; fake_features: [n, s] (paper: s = 1, no SN).
       jacobian_sq_norm: scalar E_x‖∇h(x)‖²_F over the real batch.
       coefficient: λ (paper 3: 0.1).
-      penalty_weight: deprecated alias of ``coefficient``.
 
     Returns:
       Scalar float32; the generator uses :func:`mmd_generator_loss`.
     """
-    coefficient = _deprecated_alias(coefficient, penalty_weight, 0.1)
     l_rep = repulsive_critic_loss(real_features, fake_features, kernel, 1.0, estimator)
     jacobian_term = inputs.scalar(coefficient, "coefficient") * inputs.scalar(jacobian_sq_norm, "jacobian_sq_norm")
     return (l_rep - 1.0) / (1.0 + jacobian_term)
-
-
-def _deprecated_alias(coefficient, penalty_weight, default):
-    """``coefficient``, or the deprecated ``penalty_weight`` when only that is given."""
-    if penalty_weight is None:
-        return coefficient
-    warnings.warn("`penalty_weight` is deprecated; use `coefficient` (the weight of E‖J‖²_F).",
-                  DeprecationWarning, stacklevel=3)
-    if coefficient != default:
-        raise ValueError("Expected one of `coefficient` and its deprecated alias `penalty_weight`. "
-                         f"Received: `coefficient={coefficient!r}`, `penalty_weight={penalty_weight!r}`")
-    return penalty_weight
 
 
 class KernelLoss(GANLoss):
@@ -411,25 +394,16 @@ class RepGPLoss(KernelLoss):
 
     Args:
       coefficient: λ, the weight of E‖J‖²_F (paper 3: 0.1); the same name as SMMD's.
-      penalty_weight: deprecated alias of ``coefficient``.
     """
 
     name = "rep_gp"
     parameters = KernelLoss.parameters + ("coefficient",)
-    #: Deprecated keyword -> its current name.
-    deprecated_parameters = {"penalty_weight": "coefficient"}
     required_output_dim = 1
     jacobian = "critic"
 
-    def __init__(self, coefficient=0.1, penalty_weight=None, **kwargs):
+    def __init__(self, coefficient=0.1, **kwargs):
         super().__init__(**kwargs)
-        coefficient = _deprecated_alias(coefficient, penalty_weight, 0.1)
         self.coefficient = inputs.non_negative(coefficient, "coefficient")
-
-    @property
-    def penalty_weight(self):
-        """Deprecated alias of :attr:`coefficient`."""
-        return self.coefficient
 
     def get_config(self):
         return {**super().get_config(), "coefficient": self.coefficient}

@@ -31,7 +31,7 @@ def describe(name):
     """What the CLI needs to know about loss ``name`` (no TensorFlow work).
 
     Returns:
-      dict with ``parameters`` (tuple of accepted keywords, deprecated aliases excluded),
+      dict with ``parameters`` (tuple of accepted keywords),
       ``scalar_critic`` (needs a 1-d critic), ``takes_kernel``, ``num_fake_batches``.
     """
     cls = LOSSES[name]
@@ -41,9 +41,8 @@ def describe(name):
 
 def _check_parameters(name, params):
     cls = LOSSES[name]
-    accepted = set(cls.parameters) | set(getattr(cls, "deprecated_parameters", {}))
     for key in params:
-        if key not in accepted:
+        if key not in cls.parameters:
             raise ArgumentError(
                 key, f"Invalid parameters for loss {name!r}: expected keys among {list(cls.parameters)}. "
                 f"Received: `{key}={params[key]!r}`", owner="loss")

@@ -41,7 +41,6 @@ without TensorFlow); a builder module is imported on the first build.
 import collections
 import importlib
 import inspect
-import warnings
 
 from mmd_keras.errors import ArgumentError
 from mmd_keras.networks import checks
@@ -156,23 +155,5 @@ def default_sn_mode(arch):
     return _architecture(arch, "critic").critic_sn_mode
 
 
-def validate(arch, **kwargs):
-    """Deprecated: build the networks instead (``build_generator``/``build_critic`` check once).
-
-    Builds and discards the generator and the critic of ``arch``: each argument goes to every
-    builder that takes it (the SN settings to the critic only); ``None`` values are skipped.
-    Raises the builders' ``ArgumentError``.
-    """
-    warnings.warn("`networks.validate` is deprecated: build the networks with "
-                  "`build_generator`/`build_critic`, which run the same checks.",
-                  DeprecationWarning, stacklevel=2)
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    generator_args = _accepted(_builder(arch, "generator")) - set(_SN_ARGS)
-    critic_args = _accepted(_builder(arch, "critic"))
-    build_generator(arch, **{k: v for k, v in kwargs.items() if k in generator_args})
-    build_critic(arch, **{k: v for k, v in kwargs.items()
-                          if k in critic_args or k not in generator_args})
-
-
 __all__ = ["ARCHITECTURES", "Architecture", "SN_MODES", "build_critic", "build_generator",
-           "default_sn_mode", "validate"]
+           "default_sn_mode"]

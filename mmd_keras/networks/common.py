@@ -1,22 +1,13 @@
 """Shared pieces of the network builders: the SN layer factory and batch norm.
 
-The argument checks live in :mod:`mmd_keras.networks.checks` (TF-free); their old names here
-keep working.
+The argument checks live in :mod:`mmd_keras.networks.checks` (TF-free).
 """
 
 import keras
 
 from mmd_keras import layers as sn_layers
-from mmd_keras.networks.checks import (  # noqa: F401  (old import path of the checks)
-    BATCH_NORM_MODES,
-    check_batch_norm,
-    check_image_size,
-    check_int,
-    check_sn,
-    check_widths,
-    power_of_two_steps,
-)
 from mmd_keras.layers import conv as conv_layers
+from mmd_keras.networks.checks import check_sn
 
 
 def kernel_initializers(initialization):

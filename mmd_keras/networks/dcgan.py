@@ -9,7 +9,7 @@ that chain backwards (MNIST 28 px: 2 → 4 → 7 → 14 → 28).
 
 import keras
 
-from mmd_keras.networks import common
+from mmd_keras.networks import checks, common
 
 
 def conv_sizes(image_size, layers, stride=2):
@@ -137,8 +137,8 @@ def _paired_convs(widths):
 
 def s1_generator(*, image_size=32, channels=3, latent_dim=128, widths=(512, 256, 128, 64),
                  batch_norm=True, sn=None, name="dcgan_s1_generator"):
-    common.check_image_size(image_size, 8, "dcgan_s1")
-    widths = common.check_widths(widths, 4)
+    checks.check_image_size(image_size, 8, "dcgan_s1")
+    widths = checks.check_widths(widths, 4)
     return dcgan_generator(
         latent_dim=latent_dim, image_size=image_size,
         start_filters=widths[0], up_filters=widths[1:], up_kernel=4, channels=channels,
@@ -147,8 +147,8 @@ def s1_generator(*, image_size=32, channels=3, latent_dim=128, widths=(512, 256,
 
 def s1_critic(*, image_size=32, channels=3, widths=(64, 128, 128, 256, 256, 512, 512),
               leaky_slope=0.1, output_dim=16, sn=None, name="dcgan_s1_critic"):
-    common.check_image_size(image_size, 8, "dcgan_s1")
-    widths = common.check_widths(widths, 7)
+    checks.check_image_size(image_size, 8, "dcgan_s1")
+    widths = checks.check_widths(widths, 7)
     return dcgan_critic(image_size=image_size, channels=channels, convs=_paired_convs(widths),
                         leaky_slope=leaky_slope, output_dim=output_dim, sn=sn, name=name)
 
@@ -156,8 +156,8 @@ def s1_critic(*, image_size=32, channels=3, widths=(64, 128, 128, 256, 256, 512,
 def s2_generator(*, image_size=64, channels=3, latent_dim=128,
                  widths=(1024, 512, 256, 128, 64), batch_norm=True, sn=None,
                  name="dcgan_s2_generator"):
-    common.check_image_size(image_size, 16, "dcgan_s2")
-    widths = common.check_widths(widths, 5)
+    checks.check_image_size(image_size, 16, "dcgan_s2")
+    widths = checks.check_widths(widths, 5)
     return dcgan_generator(
         latent_dim=latent_dim, image_size=image_size,
         start_filters=widths[0], up_filters=widths[1:], up_kernel=4, channels=channels,
@@ -167,8 +167,8 @@ def s2_generator(*, image_size=64, channels=3, latent_dim=128,
 def s2_critic(*, image_size=64, channels=3,
               widths=(64, 128, 128, 256, 256, 512, 512, 1024, 1024), leaky_slope=0.1,
               output_dim=16, sn=None, name="dcgan_s2_critic"):
-    common.check_image_size(image_size, 16, "dcgan_s2")
-    widths = common.check_widths(widths, 9)
+    checks.check_image_size(image_size, 16, "dcgan_s2")
+    widths = checks.check_widths(widths, 9)
     return dcgan_critic(image_size=image_size, channels=channels, convs=_paired_convs(widths),
                         leaky_slope=leaky_slope, output_dim=output_dim, sn=sn, name=name)
 
@@ -177,8 +177,8 @@ def s2_critic(*, image_size=64, channels=3,
 
 def sngan_generator(*, image_size=32, channels=3, latent_dim=128, widths=(512, 256, 128, 64),
                     batch_norm=True, sn=None, name="sngan_generator"):
-    common.check_image_size(image_size, 8, "sngan")
-    widths = common.check_widths(widths, 4)
+    checks.check_image_size(image_size, 8, "sngan")
+    widths = checks.check_widths(widths, 4)
     return dcgan_generator(
         latent_dim=latent_dim, image_size=image_size,
         start_filters=widths[0], up_filters=widths[1:], up_kernel=5, channels=channels,
@@ -187,8 +187,8 @@ def sngan_generator(*, image_size=32, channels=3, latent_dim=128, widths=(512, 2
 
 def sngan_critic(*, image_size=32, channels=3, widths=(64, 64, 128, 128, 256, 256, 512),
                  leaky_slope=0.2, output_dim=16, sn=None, name="sngan_critic"):
-    common.check_image_size(image_size, 8, "sngan")
-    widths = common.check_widths(widths, 7)
+    checks.check_image_size(image_size, 8, "sngan")
+    widths = checks.check_widths(widths, 7)
     return dcgan_critic(image_size=image_size, channels=channels, convs=_paired_convs(widths),
                         leaky_slope=leaky_slope, output_dim=output_dim, sn=sn, name=name)
 
@@ -205,8 +205,8 @@ def p1_generator(*, image_size=64, channels=3, latent_dim=100, widths=(512, 256,
     (``ops.py``: N(0, 0.02²) deconvs, N(0, 0.01²) linear, batch-norm decay 0.9); the defaults
     are Keras's (Glorot-uniform, 0.99).
     """
-    common.check_int(image_size, "image_size")
-    widths = common.check_widths(widths, 4)
+    checks.check_int(image_size, "image_size")
+    widths = checks.check_widths(widths, 4)
     return dcgan_generator(
         latent_dim=latent_dim, image_size=image_size,
         start_filters=widths[0], up_filters=widths[1:], up_kernel=5, channels=channels,
@@ -221,8 +221,8 @@ def p1_critic(*, image_size=64, channels=3, widths=(64, 128, 256, 512), leaky_sl
     ``initialization="paper1_official"``: truncated N(0, 0.02²) convs and N(0, 0.01²) dense
     (paper 1's official ``ops.py``); default Keras's Glorot-uniform.
     """
-    common.check_int(image_size, "image_size")
-    widths = common.check_widths(widths, 4)
+    checks.check_int(image_size, "image_size")
+    widths = checks.check_widths(widths, 4)
     return dcgan_critic(image_size=image_size, channels=channels,
                         convs=[(w, 5, 2) for w in widths], leaky_slope=leaky_slope,
                         output_dim=output_dim, sn=sn, name=name, initialization=initialization)
@@ -233,8 +233,8 @@ def p1_critic(*, image_size=64, channels=3, widths=(64, 128, 256, 512), leaky_sl
 def small_generator(*, image_size=16, channels=1, latent_dim=32, widths=(32,),
                     batch_norm=True, sn=None, name="small_generator"):
     """Dense → 4×4×(w·2^(k−1)) (BN, ReLU) → k deconvs 4×4 s2 (halving) → 3×3 conv, tanh."""
-    steps = common.power_of_two_steps(image_size, 4, "small")
-    (width,) = common.check_widths(widths, 1)
+    steps = checks.power_of_two_steps(image_size, 4, "small")
+    (width,) = checks.check_widths(widths, 1)
     up = [width * 2 ** (steps - 1 - i) for i in range(steps)]
     return dcgan_generator(
         latent_dim=latent_dim, image_size=image_size, start_filters=up[0],
@@ -245,8 +245,8 @@ def small_generator(*, image_size=16, channels=1, latent_dim=32, widths=(32,),
 def small_critic(*, image_size=16, channels=1, widths=(32,), leaky_slope=0.2, output_dim=16,
                  sn=None, name="small_critic"):
     """k convs 4×4 s2 (w, 2w, …) down to 4×4 → dense ``output_dim``."""
-    steps = common.power_of_two_steps(image_size, 4, "small")
-    (width,) = common.check_widths(widths, 1)
+    steps = checks.power_of_two_steps(image_size, 4, "small")
+    (width,) = checks.check_widths(widths, 1)
     return dcgan_critic(image_size=image_size, channels=channels,
                         convs=[(width * 2**i, 4, 2) for i in range(steps)],
                         leaky_slope=leaky_slope, output_dim=output_dim, sn=sn, name=name)

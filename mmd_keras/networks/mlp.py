@@ -2,7 +2,7 @@
 
 import keras
 
-from mmd_keras.networks import common
+from mmd_keras.networks import checks, common
 
 
 def mlp_generator(*, latent_dim=16, data_dim=2, widths=(128, 128, 128), batch_norm=False,
@@ -12,8 +12,8 @@ def mlp_generator(*, latent_dim=16, data_dim=2, widths=(128, 128, 128), batch_no
     Returns:
         ``keras.Model``: ``[b, latent_dim] → [b, data_dim]`` float32.
     """
-    common.check_int(data_dim, "data_dim")
-    widths = common.check_widths(widths)
+    checks.check_int(data_dim, "data_dim")
+    widths = checks.check_widths(widths)
     factory = common.LayerFactory(num_sn_layers=len(widths) + 1, **(sn or {}))
     z = keras.Input((latent_dim,), name="latents")
     x = z
@@ -34,8 +34,8 @@ def mlp_critic(*, data_dim=2, widths=(128, 128, 128), leaky_slope=0.2, output_di
     Returns:
         ``keras.Model``: ``[b, data_dim] → [b, output_dim]`` float32.
     """
-    common.check_int(data_dim, "data_dim")
-    widths = common.check_widths(widths)
+    checks.check_int(data_dim, "data_dim")
+    widths = checks.check_widths(widths)
     factory = common.LayerFactory(num_sn_layers=len(widths) + 1, **(sn or {}))
     points = keras.Input((data_dim,), name="points")
     x = points

@@ -12,7 +12,7 @@ layer. Critic blocks down-sample while the feature map stays ≥ 2×2; the remai
 import keras
 
 from mmd_keras import layers as sn_layers
-from mmd_keras.networks import common, dcgan
+from mmd_keras.networks import checks, common, dcgan
 
 
 def _up_block(x, filters, factory, batch_norm, name):
@@ -62,9 +62,9 @@ def resnet_generator(*, image_size=64, channels=3, latent_dim=128,
 
 
 def _resnet_generator(arch, image_size, channels, latent_dim, widths, batch_norm, sn, name):
-    widths = common.check_widths(widths)
+    widths = checks.check_widths(widths)
     blocks = len(widths) - 1
-    common.check_image_size(image_size, 2**blocks, arch)
+    checks.check_image_size(image_size, 2**blocks, arch)
     factory = common.LayerFactory(num_sn_layers=3 * blocks + 2, **(sn or {}))
     start = image_size // 2**blocks
     z = keras.Input((latent_dim,), name="latents")
@@ -89,8 +89,8 @@ def resnet_critic(*, image_size=64, channels=3, widths=(64, 128, 256, 512, 1024)
     Returns:
         ``keras.Model``: ``[b, image_size, image_size, channels] → [b, output_dim]`` float32.
     """
-    common.check_image_size(image_size, 16, "resnet")
-    widths = common.check_widths(widths)
+    checks.check_image_size(image_size, 16, "resnet")
+    widths = checks.check_widths(widths)
     plan, size, channels_in = [], image_size, channels
     for i, filters in enumerate(widths):
         downsample = size // 2 >= 2 and size % 2 == 0
@@ -121,8 +121,8 @@ def celeba160_generator(*, image_size=160, channels=3, latent_dim=100,
 def celeba160_critic(*, image_size=160, channels=3, widths=(64, 128, 256, 512, 1024),
                      leaky_slope=0.2, output_dim=16, sn=None, name="celeba160_critic"):
     """Paper 1's 5-layer DCGAN critic: 5×5 stride-2 convs (df … 16·df), LeakyReLU, dense."""
-    widths = common.check_widths(widths)
-    common.check_image_size(image_size, 2 ** len(widths), "celeba160")
+    widths = checks.check_widths(widths)
+    checks.check_image_size(image_size, 2 ** len(widths), "celeba160")
     return dcgan.dcgan_critic(image_size=image_size, channels=channels,
                               convs=[(w, 5, 2) for w in widths], leaky_slope=leaky_slope,
                               output_dim=output_dim, sn=sn, name=name)

@@ -119,14 +119,13 @@ def check_model(strategy, num, steps=2, lr=0.5, seed=3):
     """The real MMDGAN train step (fit, fixed schedule, 1 critic step, SGD) vs a hand replay.
 
     The replay runs on one device with clones of the initial networks, draws each
-    replica's latents with ``training_utils.step_seed(..., replica=r)`` exactly as the
+    replica's latents with ``mmd_keras.rng.step_seed(..., replica=r)`` exactly as the
     model does, and applies the mean of per-block gradients (block) or the gradient
     on the concatenated batch (global). Loss: "mmd", RBF, no gradient penalty. "block_fresh"
     is block MMD fed fresh real batches (elements ``[batch, 2, 2]``: the critic step trains on
     ``[:, 0]``, the generator step on ``[:, 1]``, each split across the replicas).
     """
-    from mmd_keras import kernels, losses, models, networks
-    from mmd_keras import training_utils as tu
+    from mmd_keras import kernels, losses, models, networks, rng as rng_lib
 
     def loss_object():
         return losses.get("mmd", kernel=kernels.get("rbf", sigmas=(1.0, 2.0)), gradient_penalty_weight=0.0)
@@ -160,11 +159,13 @@ def check_model(strategy, num, steps=2, lr=0.5, seed=3):
         loss = loss_object()
         for step in range(steps):
             def fakes(index):
-                seeds = [tu.step_seed(seed, tf.constant(step, tf.int64), index, tu.PURPOSE_LATENTS, replica=r)
+                seeds = [rng_lib.step_seed(seed, tf.constant(step, tf.int64), index,
+                                           rng_lib.PURPOSE_LATENTS, replica=r)
                          for r in range(num)]
-                return [gen(tu.sample_latents(BLOCK, 3, "uniform", s), training=True) for s in seeds]
+                return [gen(rng_lib.sample_latents(BLOCK, 3, "uniform", s), training=True) for s in seeds]
 
-            for index, network, attr in ((0, cri, "critic_loss"), (tu.GENERATOR_INDEX, gen, "generator_loss")):
+            for index, network, attr in ((0, cri, "critic_loss"),
+                                         (rng_lib.GENERATOR_INDEX, gen, "generator_loss")):
                 real = stream[step][:, 0 if index == 0 else 1] if fresh else stream[step]
                 real_blocks = np.split(real, num)
                 with tf.GradientTape(persistent=True) as tape:
