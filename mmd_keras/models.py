@@ -89,6 +89,15 @@ def _real_images(data):
     return data if data.dtype.is_floating else tf.cast(data, "float32")
 
 
+def _critic_loop_in_graph():
+    """Whether the critic steps can run as a `tf.while_loop` in the current replica context:
+    not under several replicas of a mirrored strategy, whose replica threads refuse the
+    optimizers' `merge_call` inside a nested graph (TPU replicas and one device accept it)."""
+    strategy = tf.distribute.get_strategy()
+    return (distribute.num_replicas() == 1
+            or isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy)))
+
+
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"Expected `{name}` in {choices}. Received: `{name}={value!r}`")
@@ -339,27 +348,55 @@ class MMDGAN(keras.Model):
         return real[:, index] if isinstance(index, int) else tf.gather(real, index, axis=1)
 
     def _critic_steps(self, real, fresh=False, extra=None):
-        """All critic steps of one generator step, unrolled.
+        """All critic steps of one generator step.
 
         Returns ``(logs, count)``: the last step's logs and the number of critic steps run
         (int, or an int tensor when the graph decides), which indexes the generator's batch.
         ``extra`` (paper2 only): a Python bool fixes the number of critic steps at trace time;
-        None decides in the graph with `tf.cond` (one compiled call for every step).
+        None decides in the graph (one compiled call for every step).
         """
         count = self.critic_steps if self.critic_schedule == "fixed" else PAPER2_CRITIC_STEPS
-        if self.critic_schedule == "paper2" and extra:
-            count = PAPER2_MAX_CRITIC_STEPS
+        if self.critic_schedule == "paper2":
+            if extra is None:
+                condition = paper2_extra_critic_steps(tf.convert_to_tensor(self.step))
+                count = tf.where(condition, PAPER2_MAX_CRITIC_STEPS, PAPER2_CRITIC_STEPS)
+            elif extra:
+                count = PAPER2_MAX_CRITIC_STEPS
+        if tf.executing_eagerly():  # A Python loop (eager tensors know their value).
+            count = int(count)
+        elif _critic_loop_in_graph():
+            return self._critic_loop(real, fresh, count), count
+        elif not isinstance(count, int):
+            # Several mirrored replicas: the optimizers' all-reduce (a `merge_call`) cannot run
+            # in a loop or `tf.cond` of the replica function, so the steps are unrolled at trace
+            # time; `make_train_function` fixes paper 2's count in cross-replica context.
+            raise ValueError("Expected a Python number of critic steps (`extra_critic_steps` "
+                             "True or False) under several mirrored replicas. Received: "
+                             f"`extra_critic_steps={extra!r}`")
         logs = None
         for index in range(count):
             logs = self._critic_step(self._batch(real, fresh, index), index)
-        if self.critic_schedule == "paper2" and extra is None:
-            condition = paper2_extra_critic_steps(tf.convert_to_tensor(self.step))
-            for index in range(count, PAPER2_MAX_CRITIC_STEPS):
-                previous = logs
-                logs = tf.cond(condition, lambda i=index: self._critic_step(self._batch(real, fresh, i), i),
-                               lambda p=previous: p)
-            count = tf.where(condition, PAPER2_MAX_CRITIC_STEPS, PAPER2_CRITIC_STEPS)
         return logs, count
+
+    def _critic_loop(self, real, fresh, count):
+        """``count`` critic steps as one `tf.while_loop`: XLA compiles one critic step, and
+        paper 2's 10-or-5 choice is the trip count. Step ``i`` draws the seeds of index ``i``
+        and trains on ``real[:, i]`` (fresh batches), the same computation as unrolled steps.
+
+        Returns the last step's logs (float32 scalars).
+        """
+        def step(index):
+            logs = self._critic_step(self._batch(real, fresh, index), index)
+            return {key: tf.cast(value, tf.float32) for key, value in logs.items()}
+
+        # The logs' names: the step traced once in a scratch graph (as AutoGraph does for a
+        # loop variable first assigned inside the loop); nothing of it runs.
+        names = list(tf.function(step, autograph=False).get_concrete_function(
+            tf.TensorSpec([], tf.int32)).structured_outputs)
+        initial = {name: tf.constant(0.0) for name in names}
+        _, logs = tf.while_loop(lambda index, _: index < count, lambda index, _: (index + 1, step(index)),
+                                (tf.constant(0), initial))
+        return logs
 
     def train_step(self, data, extra_critic_steps=None):
         """One generator step (and its critic steps) on real images in [-1, 1]: one batch
