@@ -89,12 +89,13 @@ def _real_images(data):
     return data if data.dtype.is_floating else tf.cast(data, "float32")
 
 
-def _critic_loop_in_graph():
-    """Whether the critic steps can run as a `tf.while_loop` in the current replica context:
-    not under several replicas of a mirrored strategy, whose replica threads refuse the
-    optimizers' `merge_call` inside a nested graph (TPU replicas and one device accept it)."""
-    strategy = tf.distribute.get_strategy()
-    return (distribute.num_replicas() == 1
+def _critic_loop_in_graph(strategy=None):
+    """Whether the critic steps can run as a `tf.while_loop` in the replica function of
+    ``strategy`` (default: the current one): not under several replicas of a mirrored strategy,
+    whose replica threads refuse the optimizers' `merge_call` inside a nested graph (TPU
+    replicas and one device accept it)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    return (strategy.num_replicas_in_sync == 1
             or isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy)))
 
 
@@ -419,18 +420,18 @@ class MMDGAN(keras.Model):
         return self._format_logs(logs)
 
     def make_train_function(self, force=False):
-        """Keras's train function (except for paper2 with several replicas), which first skips
-        the batches a resumed epoch already trained on (`model_state.InEpochResume`).
+        """Keras's train function (except for paper2 under several mirrored replicas), which
+        first skips the batches a resumed epoch already trained on (`model_state.InEpochResume`).
 
-        MirroredStrategy cannot synchronize (optimizer all-reduce) inside a `tf.cond` of the
-        replica function, so there the condition is taken in cross-replica context around two
-        versions of `train_step` (10 or 5 critic steps), still one compiled call per step.
-        Logs are replica 0's.
+        MirroredStrategy cannot synchronize (optimizer all-reduce) inside a `tf.cond` or loop of
+        the replica function, so there the condition is taken in cross-replica context around
+        two versions of `train_step` (10 or 5 critic steps, unrolled):
+        `_paper2_replicated_train_function`. Logs are replica 0's.
         """
         if self.train_function is not None and not force:
             return self.train_function
         strategy = self.distribute_strategy
-        if self.critic_schedule != "paper2" or strategy.num_replicas_in_sync == 1:
+        if self.critic_schedule != "paper2" or _critic_loop_in_graph(strategy):
             super().make_train_function(force=True)
         else:
             self.train_function = self._paper2_replicated_train_function()
@@ -438,7 +439,11 @@ class MMDGAN(keras.Model):
         return self.train_function
 
     def _paper2_replicated_train_function(self):
-        strategy = self.distribute_strategy
+        """``steps_per_execution`` generator steps per call, as Keras's train function: one
+        `tf.function` (``jit_compile`` honoured where the strategy compiles) looping over the
+        iterator in the graph, ending early at the end of the data; each step takes paper 2's
+        10-or-5 choice in cross-replica context."""
+        strategy, steps = self.distribute_strategy, self.steps_per_execution
 
         def run(data, extra):
             outputs = strategy.run(self.train_step, args=(data,), kwargs={"extra_critic_steps": extra})
@@ -448,11 +453,36 @@ class MMDGAN(keras.Model):
             extra = paper2_extra_critic_steps(tf.convert_to_tensor(self.step))
             return tf.cond(extra, lambda: run(data, True), lambda: run(data, False))
 
-        one_step = one_step if self.run_eagerly else tf.function(one_step, reduce_retracing=True)
+        def multi_step(iterator):
+            # Keras's form (TF trainer): an Optional of the outputs as loop variable, whose
+            # spec is only known once the step is traced in the loop body.
+            empty = tf.experimental.Optional.empty(None)
+
+            def body(index, outputs, inputs):
+                outputs = tf.experimental.Optional.from_value(one_step(inputs.get_value()))
+                empty._element_spec = outputs.element_spec
+                following = tf.cond(index + 1 < steps, iterator.get_next_as_optional, lambda: inputs)
+                return index + 1, outputs, following
+
+            _, outputs, _ = tf.while_loop(
+                lambda index, _, inputs: tf.logical_and(index < steps, inputs.has_value()), body,
+                (tf.constant(0), empty, iterator.get_next_as_optional()))
+            outputs._element_spec = empty.element_spec
+            return outputs
+
+        if not self.run_eagerly:
+            one_step = tf.function(one_step, reduce_retracing=True, jit_compile=bool(self.jit_compile))
+            multi_step = tf.function(multi_step, reduce_retracing=True)
 
         def train_function(iterator):
-            for _ in range(self.steps_per_execution):
-                outputs = one_step(next(iterator))
+            if isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)) \
+                    and not self.run_eagerly:
+                outputs = multi_step(iterator)
+                if not outputs.has_value():
+                    raise StopIteration
+                return outputs.get_value()
+            for _, data in zip(range(steps), iterator):
+                outputs = one_step(data)
             return outputs
 
         return train_function
