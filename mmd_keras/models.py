@@ -1,14 +1,14 @@
 """`MMDGAN`: a `keras.Model` that trains a generator against a critic with any MMD-family loss.
 
 One `fit` step is one **generator** step. Inside it, in one compiled call (the critic
-steps are unrolled in Python at trace time — Keras 3 turns AutoGraph off in
-`train_step`):
+steps run as one `tf.while_loop`, so XLA compiles one critic step whatever their number;
+unrolled only under several mirrored replicas, see `make_train_function`):
 
 * ``critic_schedule="fixed"``: ``critic_steps`` critic updates, then one generator update
   (papers 1-2: 5).
 * ``critic_schedule="paper2"``: 10 critic updates when ``step < 20`` or ``step % 500 == 0``,
-  else 5 (Arbel et al. 2018); critic steps 6-10 run inside ``tf.cond`` so Adam's state
-  only moves on the steps that really happen.
+  else 5 (Arbel et al. 2018): the loop's trip count, so Adam's state only moves on the
+  steps that really happen.
 * ``critic_schedule="joint"``: one forward pass gives both losses; the critic and the
   generator are updated from it (Wang et al. 2019, 1:1).
 
