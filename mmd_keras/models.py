@@ -1,14 +1,14 @@
 """`MMDGAN`: a `keras.Model` that trains a generator against a critic with any MMD-family loss.
 
 One `fit` step is one **generator** step. Inside it, in one compiled call (the critic
-steps are unrolled in Python at trace time — Keras 3 turns AutoGraph off in
-`train_step`):
+steps run as one `tf.while_loop`, so XLA compiles one critic step whatever their number;
+unrolled only under several mirrored replicas, see `make_train_function`):
 
 * ``critic_schedule="fixed"``: ``critic_steps`` critic updates, then one generator update
   (papers 1-2: 5).
 * ``critic_schedule="paper2"``: 10 critic updates when ``step < 20`` or ``step % 500 == 0``,
-  else 5 (Arbel et al. 2018); critic steps 6-10 run inside ``tf.cond`` so Adam's state
-  only moves on the steps that really happen.
+  else 5 (Arbel et al. 2018): the loop's trip count, so Adam's state only moves on the
+  steps that really happen.
 * ``critic_schedule="joint"``: one forward pass gives both losses; the critic and the
   generator are updated from it (Wang et al. 2019, 1:1).
 
@@ -87,6 +87,16 @@ def _real_images(data):
     elif isinstance(data, (tuple, list)):
         data = data[0]
     return data if data.dtype.is_floating else tf.cast(data, "float32")
+
+
+def _critic_loop_in_graph(strategy=None):
+    """Whether the critic steps can run as a `tf.while_loop` in the replica function of
+    ``strategy`` (default: the current one): not under several replicas of a mirrored strategy,
+    whose replica threads refuse the optimizers' `merge_call` inside a nested graph (TPU
+    replicas and one device accept it)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    return (strategy.num_replicas_in_sync == 1
+            or isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy)))
 
 
 def _check_choice(name, value, choices):
@@ -339,27 +349,55 @@ class MMDGAN(keras.Model):
         return real[:, index] if isinstance(index, int) else tf.gather(real, index, axis=1)
 
     def _critic_steps(self, real, fresh=False, extra=None):
-        """All critic steps of one generator step, unrolled.
+        """All critic steps of one generator step.
 
         Returns ``(logs, count)``: the last step's logs and the number of critic steps run
         (int, or an int tensor when the graph decides), which indexes the generator's batch.
         ``extra`` (paper2 only): a Python bool fixes the number of critic steps at trace time;
-        None decides in the graph with `tf.cond` (one compiled call for every step).
+        None decides in the graph (one compiled call for every step).
         """
         count = self.critic_steps if self.critic_schedule == "fixed" else PAPER2_CRITIC_STEPS
-        if self.critic_schedule == "paper2" and extra:
-            count = PAPER2_MAX_CRITIC_STEPS
+        if self.critic_schedule == "paper2":
+            if extra is None:
+                condition = paper2_extra_critic_steps(tf.convert_to_tensor(self.step))
+                count = tf.where(condition, PAPER2_MAX_CRITIC_STEPS, PAPER2_CRITIC_STEPS)
+            elif extra:
+                count = PAPER2_MAX_CRITIC_STEPS
+        if tf.executing_eagerly():  # A Python loop (eager tensors know their value).
+            count = int(count)
+        elif _critic_loop_in_graph():
+            return self._critic_loop(real, fresh, count), count
+        elif not isinstance(count, int):
+            # Several mirrored replicas: the optimizers' all-reduce (a `merge_call`) cannot run
+            # in a loop or `tf.cond` of the replica function, so the steps are unrolled at trace
+            # time; `make_train_function` fixes paper 2's count in cross-replica context.
+            raise ValueError("Expected a Python number of critic steps (`extra_critic_steps` "
+                             "True or False) under several mirrored replicas. Received: "
+                             f"`extra_critic_steps={extra!r}`")
         logs = None
         for index in range(count):
             logs = self._critic_step(self._batch(real, fresh, index), index)
-        if self.critic_schedule == "paper2" and extra is None:
-            condition = paper2_extra_critic_steps(tf.convert_to_tensor(self.step))
-            for index in range(count, PAPER2_MAX_CRITIC_STEPS):
-                previous = logs
-                logs = tf.cond(condition, lambda i=index: self._critic_step(self._batch(real, fresh, i), i),
-                               lambda p=previous: p)
-            count = tf.where(condition, PAPER2_MAX_CRITIC_STEPS, PAPER2_CRITIC_STEPS)
         return logs, count
+
+    def _critic_loop(self, real, fresh, count):
+        """``count`` critic steps as one `tf.while_loop`: XLA compiles one critic step, and
+        paper 2's 10-or-5 choice is the trip count. Step ``i`` draws the seeds of index ``i``
+        and trains on ``real[:, i]`` (fresh batches), the same computation as unrolled steps.
+
+        Returns the last step's logs (float32 scalars).
+        """
+        def step(index):
+            logs = self._critic_step(self._batch(real, fresh, index), index)
+            return {key: tf.cast(value, tf.float32) for key, value in logs.items()}
+
+        # The logs' names: the step traced once in a scratch graph (as AutoGraph does for a
+        # loop variable first assigned inside the loop); nothing of it runs.
+        names = list(tf.function(step, autograph=False).get_concrete_function(
+            tf.TensorSpec([], tf.int32)).structured_outputs)
+        initial = {name: tf.constant(0.0) for name in names}
+        _, logs = tf.while_loop(lambda index, _: index < count, lambda index, _: (index + 1, step(index)),
+                                (tf.constant(0), initial))
+        return logs
 
     def train_step(self, data, extra_critic_steps=None):
         """One generator step (and its critic steps) on real images in [-1, 1]: one batch
@@ -382,18 +420,18 @@ class MMDGAN(keras.Model):
         return self._format_logs(logs)
 
     def make_train_function(self, force=False):
-        """Keras's train function (except for paper2 with several replicas), which first skips
-        the batches a resumed epoch already trained on (`model_state.InEpochResume`).
+        """Keras's train function (except for paper2 under several mirrored replicas), which
+        first skips the batches a resumed epoch already trained on (`model_state.InEpochResume`).
 
-        MirroredStrategy cannot synchronize (optimizer all-reduce) inside a `tf.cond` of the
-        replica function, so there the condition is taken in cross-replica context around two
-        versions of `train_step` (10 or 5 critic steps), still one compiled call per step.
-        Logs are replica 0's.
+        MirroredStrategy cannot synchronize (optimizer all-reduce) inside a `tf.cond` or loop of
+        the replica function, so there the condition is taken in cross-replica context around
+        two versions of `train_step` (10 or 5 critic steps, unrolled):
+        `_paper2_replicated_train_function`. Logs are replica 0's.
         """
         if self.train_function is not None and not force:
             return self.train_function
         strategy = self.distribute_strategy
-        if self.critic_schedule != "paper2" or strategy.num_replicas_in_sync == 1:
+        if self.critic_schedule != "paper2" or _critic_loop_in_graph(strategy):
             super().make_train_function(force=True)
         else:
             self.train_function = self._paper2_replicated_train_function()
@@ -401,7 +439,11 @@ class MMDGAN(keras.Model):
         return self.train_function
 
     def _paper2_replicated_train_function(self):
-        strategy = self.distribute_strategy
+        """``steps_per_execution`` generator steps per call, as Keras's train function: one
+        `tf.function` (``jit_compile`` honoured where the strategy compiles) looping over the
+        iterator in the graph, ending early at the end of the data; each step takes paper 2's
+        10-or-5 choice in cross-replica context."""
+        strategy, steps = self.distribute_strategy, self.steps_per_execution
 
         def run(data, extra):
             outputs = strategy.run(self.train_step, args=(data,), kwargs={"extra_critic_steps": extra})
@@ -411,11 +453,36 @@ class MMDGAN(keras.Model):
             extra = paper2_extra_critic_steps(tf.convert_to_tensor(self.step))
             return tf.cond(extra, lambda: run(data, True), lambda: run(data, False))
 
-        one_step = one_step if self.run_eagerly else tf.function(one_step, reduce_retracing=True)
+        def multi_step(iterator):
+            # Keras's form (TF trainer): an Optional of the outputs as loop variable, whose
+            # spec is only known once the step is traced in the loop body.
+            empty = tf.experimental.Optional.empty(None)
+
+            def body(index, outputs, inputs):
+                outputs = tf.experimental.Optional.from_value(one_step(inputs.get_value()))
+                empty._element_spec = outputs.element_spec
+                following = tf.cond(index + 1 < steps, iterator.get_next_as_optional, lambda: inputs)
+                return index + 1, outputs, following
+
+            _, outputs, _ = tf.while_loop(
+                lambda index, _, inputs: tf.logical_and(index < steps, inputs.has_value()), body,
+                (tf.constant(0), empty, iterator.get_next_as_optional()))
+            outputs._element_spec = empty.element_spec
+            return outputs
+
+        if not self.run_eagerly:
+            one_step = tf.function(one_step, reduce_retracing=True, jit_compile=bool(self.jit_compile))
+            multi_step = tf.function(multi_step, reduce_retracing=True)
 
         def train_function(iterator):
-            for _ in range(self.steps_per_execution):
-                outputs = one_step(next(iterator))
+            if isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)) \
+                    and not self.run_eagerly:
+                outputs = multi_step(iterator)
+                if not outputs.has_value():
+                    raise StopIteration
+                return outputs.get_value()
+            for _, data in zip(range(steps), iterator):
+                outputs = one_step(data)
             return outputs
 
         return train_function

@@ -38,7 +38,7 @@ def step_seed(seed, step, index, purpose, replica=None):
     Args:
         seed: Python int, the run seed.
         step: int64 scalar tensor, the generator step.
-        index: Python int in ``[0, 64)``, the critic-step index (`GENERATOR_INDEX` for the
+        index: Python int or int tensor in ``[0, 64)``, the critic-step index (`GENERATOR_INDEX` for the
             generator step).
         purpose: Python int in ``[0, 4)``, e.g. `PURPOSE_LATENTS`.
         replica: Optional int64 scalar, the replica id; defaults to the current one.
@@ -47,7 +47,7 @@ def step_seed(seed, step, index, purpose, replica=None):
         int32 tensor ``[2]``, a hash of ``(seed, step, replica, index, purpose)``.
     """
     replica = tf.cast(distribute.replica_id() if replica is None else replica, tf.int64)
-    stream = tf.constant(4 * index + purpose, tf.int64)
+    stream = tf.cast(4 * index + purpose, tf.int64)  # index: Python int or int tensor (a loop)
     counter = (tf.cast(step, tf.int64) * (1 << (_REPLICA_BITS + _STREAM_BITS))
                + replica * (1 << _STREAM_BITS) + stream)
     key = tf.stack([tf.constant(seed, tf.int64), counter])

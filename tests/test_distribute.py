@@ -107,6 +107,7 @@ def workers():
         "replica_2": _start("replica_checks.py", 2),
         "replica_4": _start("replica_checks.py", 4),
         "model": _start("model_checks.py"),
+        "paper2_steps": _start("paper2_steps.py"),
     }
     yield procs
     for proc in procs.values():
@@ -163,6 +164,18 @@ def test_mirrored_fit_keeps_replicas_identical(workers):
     assert r["imagenet64_sn_vectors"] > 0 and r["imagenet64_critic_moved"] > 1e-4
     assert all(np.isfinite(v) for v in r["imagenet64_logs"].values())
     assert r["imagenet64_generate_shape"] == [3, 16, 16, 3]
+
+
+@pytest.mark.slow
+def test_paper2_schedule_over_mirrored_replicas_honours_steps_per_execution(workers):
+    """Paper 2's schedule on 2 mirrored replicas (its cross-replica 10-or-5 choice): with
+    ``steps_per_execution=2`` one call runs two generator steps and ends with the weights of
+    single-step calls, bit for bit (steps 18-21: 10, 10, 5 and 5 critic updates)."""
+    r = _result(workers["paper2_steps"], timeout=420)
+    assert r["replicas"] == 2
+    assert r["calls"] == [4, 2]
+    assert r["critic_updates"] == [30, 30] and r["steps"] == [22, 22]
+    assert r["max_diff"] == 0.0 and r["moved"] > 1e-3 and r["replica_spread"] == 0.0
 
 
 @pytest.mark.slow

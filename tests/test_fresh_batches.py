@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmd_keras import datasets, losses
+from mmd_keras import datasets, losses, models
 from mmd_keras.models import MMDGAN, real_batches_per_step
 
 LATENT_DIM, BATCH = 4, 6
@@ -213,3 +213,53 @@ def test_launcher_uses_fresh_batches_by_default_and_resumes_exactly(tmp_path):
     for key, value in whole.items():
         np.testing.assert_array_equal(split[key], value, err_msg=key)
     assert any(not np.array_equal(reused[k], v) for k, v in whole.items() if "critic" in k)
+
+
+def _graph_op_count(function, op_type):
+    """Nodes of ``op_type`` in a concrete function's graph and every function it calls."""
+    graph_def = function.graph.as_graph_def()
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    return sum(node.op == op_type for node in nodes)
+
+
+@pytest.fixture
+def no_graph_rewrites():
+    """Grappler off: its arithmetic rewrites differ between a loop body and unrolled code
+    (last-bit differences), which would hide whether both compute the same updates."""
+    previous = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    yield
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False, **previous})
+
+
+@pytest.mark.parametrize("step, critic_steps", [(0, 10), (20, 5)])
+def test_paper2_critic_loop_replays_the_unrolled_steps_bitwise(monkeypatch, no_graph_rewrites, step,
+                                                               critic_steps):
+    """The critic steps run as one `tf.while_loop` in the compiled step: the same weights,
+    bit for bit, as the same steps unrolled one by one in a compiled step (the form that
+    several mirrored replicas trace: index ``i`` on ``real[:, i]``)."""
+    real = element(11, seed=3)
+    model, unrolled = make_model("paper2"), make_model("paper2")
+    for m in (model, unrolled):
+        m.step.assign(step)
+    tf.function(model.train_step)(real)
+    monkeypatch.setattr(models, "_critic_loop_in_graph", lambda: False)
+    tf.function(lambda r: unrolled.train_step(r, extra_critic_steps=critic_steps == 10))(real)
+    assert int(model.critic_optimizer.iterations.numpy()) == critic_steps
+    for a, b in zip(weights(model), weights(unrolled)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_compiled_step_holds_one_critic_step_whatever_the_count():
+    """XLA compiles one critic-step body: the critic's matmuls in the traced train step do
+    not grow with the number of critic steps (1, 3 or paper 2's 10-or-5)."""
+    real = element(11)
+    counts = {}
+    for name, (schedule, steps) in {"c1": ("fixed", 1), "c3": ("fixed", 3), "paper2": ("paper2", 5)}.items():
+        model = make_model(schedule, steps)
+        counts[name] = _graph_op_count(tf.function(model.train_step).get_concrete_function(real), "MatMul")
+    assert counts["c1"] == counts["c3"] == counts["paper2"], counts
+    # The generator step alone (a fixed schedule has >= 1 critic step): fewer matmuls.
+    generator_only = make_model()
+    function = tf.function(lambda r: generator_only._generator_step(r)).get_concrete_function(real[:, 0])
+    assert 0 < _graph_op_count(function, "MatMul") < counts["c1"]
