@@ -12,7 +12,8 @@ features, ``y`` / ``fake_*`` generator samples; kernel matrices ``k_xx``, ``k_xy
 ``k_yy``; critic losses are minimized by the critic, generator losses by the generator;
 all results are float32.
 
-``get(name, **params)`` returns a :class:`GANLoss`; the names are ``LOSSES``' keys.
+``get(name, **params)`` returns a :class:`GANLoss` (a Keras layer holding the loss's state
+variables); the names are ``LOSSES``' keys; ``serialize``/``deserialize`` are Keras's.
 """
 
 import sys
@@ -75,7 +76,7 @@ from mmd_keras.losses.penalties import (
     witness,
     witness_gradient_penalty,
 )
-from mmd_keras.losses.registry import LOSSES, describe, get, serialize
+from mmd_keras.losses.registry import LOSSES, describe, deserialize, get, serialize
 
 # Deprecated module names (before the regrouping of issue 17) -> their modules now.
 for _old, _module in {"mmd": estimators, "mmd_losses": mmd_family, "kernel_objectives": mmd_family,

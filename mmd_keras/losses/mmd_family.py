@@ -26,6 +26,7 @@ rep-gp's former ``penalty_weight`` is a deprecated alias.
 
 import warnings
 
+import keras
 import tensorflow as tf
 
 from mmd_keras import kernels as kernels_lib
@@ -284,6 +285,7 @@ class KernelLoss(GANLoss):
         return tf.stop_gradient(jac) if mode == "generator" else jac
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class MMDLoss(KernelLoss):
     """Attractive MMD GAN (papers 1–2): critic −MMD² (+ witness GP), generator MMD².
 
@@ -294,11 +296,12 @@ class MMDLoss(KernelLoss):
     default_kernel = ("rq_dot", {})
     default_gradient_penalty_weight = 1.0
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         mmd2 = self._mmd2(p)
         return -mmd2, mmd2, {"mmd2": mmd2}, {}
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class RepulsiveLoss(KernelLoss):
     """Generalized repulsive loss (paper 3): critic L_D,λ, generator MMD².
 
@@ -329,7 +332,7 @@ class RepulsiveLoss(KernelLoss):
         return {**super().get_config(), "lam": self.lam, "bounded": self.bounded,
                 "lower_bound": self.lower_bound, "upper_bound": self.upper_bound}
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         bounds = (self.lower_bound, self.upper_bound) if self.bounded else None
         critic_loss = repulsive_critic_loss(p.real, p.fakes[0], self.kernel, self.lam, self.estimator, bounds,
                                             self.legacy_constant_diagonal)
@@ -337,6 +340,7 @@ class RepulsiveLoss(KernelLoss):
         return critic_loss, mmd2, {"mmd2": mmd2}, {}
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class BoundedRepulsiveLoss(RepulsiveLoss):
     """MMD-rep-b (paper 3): repulsive λ = 1 with RBF-B in the critic loss."""
 
@@ -344,6 +348,7 @@ class BoundedRepulsiveLoss(RepulsiveLoss):
     default_bounded = True
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class BoundedMMDLoss(RepulsiveLoss):
     """MMD-rbf-b (paper 3): attractive (λ = −1) with RBF-B (Eq. 6) in the critic loss."""
 
@@ -352,6 +357,7 @@ class BoundedMMDLoss(RepulsiveLoss):
     default_bounded = True
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class SMMDLoss(KernelLoss):
     """Scaled MMD (paper 2): critic −SMMD, generator SMMD (scale held constant).
 
@@ -378,10 +384,15 @@ class SMMDLoss(KernelLoss):
         self._coefficient_init = float(coefficient)
         self.offset = inputs.non_negative(offset, "offset")
 
+    @property
+    def regularization_coefficient(self):
+        """``("coefficient", variable)``: the weight of E‖J‖²_F in the scale."""
+        return "coefficient", self.coefficient
+
     def get_config(self):
         return {**super().get_config(), "coefficient": self._coefficient_init, "offset": self.offset}
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         jac = self._jacobian_sq(p, mode)
         feature_sq = None
         if isinstance(self.kernel, kernels_lib.Dot):
@@ -393,19 +404,21 @@ class SMMDLoss(KernelLoss):
         return -smmd, mmd2 * tf.stop_gradient(scale), metrics, {}
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class SWGANLoss(SMMDLoss):
     """Scaled WGAN (paper 2): SMMD with a linear top kernel, unsquared form."""
 
     name = "swgan"
     required_output_dim = 1
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         jac = self._jacobian_sq(p, mode)
         value = swgan(p.real, p.fakes[0], jac, self.coefficient, self.offset)
         generator = swgan(p.real, p.fakes[0], tf.stop_gradient(jac), self.coefficient, self.offset)
         return -value, generator, {"swgan": value, "jacobian_sq_norm": jac}, {}
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class RepGPLoss(KernelLoss):
     """MMD-rep-gp (paper 3, App. D.1, Eq. S8): (L_rep − 1)/(1 + λ E‖J‖²_F), generator MMD².
 
@@ -434,7 +447,7 @@ class RepGPLoss(KernelLoss):
     def get_config(self):
         return {**super().get_config(), "coefficient": self.coefficient}
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         mmd2 = self._mmd2(p)
         if mode == "generator":
             return tf.constant(0.0), mmd2, {"mmd2": mmd2}, {}
