@@ -228,26 +228,11 @@ def set_aside_unreadable_state(directory, print_fn=print):
 
 
 def restore_checkpoint(checkpoint, path):
-    """Restores ``path`` into ``checkpoint``, every object matched except the items of
-    :data:`mmd_keras.model_state.OPTIONAL_VARIABLES` the file lacks (written before they were
-    state; they keep their values).
+    """Restores ``path`` into ``checkpoint``, every object matched.
 
     Raises:
         AssertionError: an object of ``checkpoint`` is not in the file (other networks).
     """
-    import tensorflow as tf
-
-    from mmd_keras.model_state import OPTIONAL_VARIABLES
-
-    saved = {key.split("/", 1)[0] for key in
-             tf.compat.v1.train.NewCheckpointReader(path).get_variable_to_shape_map()}
-    children = {name: ref for name, ref in
-                ((name, getattr(checkpoint, name, None)) for name in OPTIONAL_VARIABLES)
-                if ref is not None and name not in saved}
-    if children:  # restore through a checkpoint without the absent items
-        checkpoint = tf.train.Checkpoint(**{
-            name: child for name, child in checkpoint._trackable_children().items()
-            if name not in children and name != "save_counter"})
     checkpoint.restore(path).assert_existing_objects_matched()
 
 

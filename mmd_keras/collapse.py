@@ -219,23 +219,19 @@ def detect_collapse(history, rule, references=None):
 
 
 def regularization_variable(loss):
-    """``(name, tf.Variable)`` of the coefficient a recovery multiplies.
-
-    SMMD/SWGAN: ``coefficient`` (weight of E‖J‖²_F in the scale); other losses: the gradient
-    penalty weight when it is a positive state variable (MMD-GP, WGAN-GP, ...).
+    """``(name, variable)`` of the coefficient a recovery multiplies: the loss's declared
+    ``regularization_coefficient`` (SMMD/SWGAN: ``coefficient``, the weight of E‖J‖²_F; other
+    losses: the gradient-penalty weight when it is a positive state variable).
 
     Raises:
         ValueError: the loss has no adjustable regularization coefficient.
     """
-    coefficient = getattr(loss, "coefficient", None)
-    if isinstance(coefficient, tf.Variable):
-        return "coefficient", coefficient
-    weight = getattr(loss, "gradient_penalty_weight_variable", None)
-    if isinstance(weight, tf.Variable):
-        return "gradient_penalty_weight", weight
-    raise ValueError("Expected a loss with an adjustable regularization coefficient (SMMD/SWGAN "
-                     "`coefficient`, or a positive `gradient_penalty_weight` state variable). "
-                     f"Received: `loss={getattr(loss, 'name', loss)!r}`")
+    regularization = loss.regularization_coefficient
+    if regularization is None:
+        raise ValueError("Expected a loss with an adjustable regularization coefficient (SMMD/SWGAN "
+                         "`coefficient`, or a positive `gradient_penalty_weight` state variable). "
+                         f"Received: `loss={loss.name!r}`")
+    return regularization
 
 
 def _scalar(value):
@@ -318,12 +314,8 @@ class CollapseRecovery(keras.callbacks.Callback):
         self._coefficient = regularization_variable(self.model.loss_object)
         if self.lr_factor != 1.0:  # fail before training, not at the first recovery
             learning_rate_variables(self.model, _LR_FACTOR)
-        if self.checkpoint is None:
-            items = dict(self.model.checkpoint_items())
-            if not any(v is self._coefficient[1] for v in items.get("loss_variables", [])):
-                # The GP weight is not in the loss's index-keyed `variables`: snapshot it by name.
-                items["collapse_coefficient"] = self._coefficient[1]
-            self.checkpoint = tf.train.Checkpoint(**items)
+        if self.checkpoint is None:  # the loss item carries the coefficient
+            self.checkpoint = tf.train.Checkpoint(**self.model.checkpoint_items())
         directory = self.directory
         if directory is None:
             self._temporary = directory = tempfile.mkdtemp(prefix="collapse_snapshots_")

@@ -1,10 +1,10 @@
 """The training state `MMDGAN` keeps in Keras files, and exact resumption inside an epoch.
 
 ``model.save``, ``model.save_weights`` and `keras.callbacks.BackupAndRestore` (which calls
-``save_weights``) walk the model: the networks, the EMA generator and both optimizers save
-their own variables; the model saves, by name, the generator-step counter (which is also the
-RNG state and drives paper 2's critic schedule), the loss state (Sobolev's multiplier, SMMD's
-coefficient) and two bookkeeping counters of `fit` (below).
+``save_weights``) walk the model: the networks, the EMA generator, both optimizers and the loss
+(a Keras layer holding its state: the gradient-penalty weight, Sobolev's multiplier, SMMD's
+coefficient) save their own variables; the model saves, by name, the generator-step counter (which is also the
+RNG state and drives paper 2's critic schedule) and two bookkeeping counters of `fit` (below).
 
 Inside an epoch. `BackupAndRestore(save_freq=n)` saves every ``n`` batches, but on restart
 Keras resumes at the *beginning* of the saved epoch (it restores weights and the epoch number
@@ -21,15 +21,6 @@ batches in every run.
 
 import keras
 
-#: Names of the loss state in a file: ``loss_state_0``, ... (the order of ``loss.variables``).
-LOSS_STATE_PREFIX = "loss_state_"
-#: Name of the loss's gradient-penalty weight (``loss.gradient_penalty_weight_variable``, kept
-#: out of ``loss.variables``) in a file and in ``MMDGAN.checkpoint_items()``. Files written
-#: before it was saved lack it: it then keeps the loss's constructor value.
-LOSS_GP_WEIGHT = "loss_gradient_penalty_weight"
-#: Variables a file may lack (added to the saved state later).
-OPTIONAL_VARIABLES = (LOSS_GP_WEIGHT,)
-
 
 def save_variables(store, variables):
     """Writes ``{name: variable}`` into a Keras weights ``store`` by name."""
@@ -37,27 +28,20 @@ def save_variables(store, variables):
         store[name] = variable
 
 
-def load_variables(store, variables, owner, compiled=True):
+def load_variables(store, variables, owner):
     """Assigns ``variables`` (``{name: variable}``) from ``store``, checking names.
-
-    A model that was not compiled ignores the loss state in a file (as Keras ignores the
-    optimizers' state then); a file without one of :data:`OPTIONAL_VARIABLES` (written before it
-    was saved) leaves that variable as it is; every other mismatch raises.
 
     Raises:
         ValueError: a variable of the model is missing from the file, or the file holds a
             variable the model does not have.
     """
     keys = set(store.keys())
-    missing = sorted(set(variables) - keys - set(OPTIONAL_VARIABLES))
-    unknown = sorted(k for k in keys - set(variables)
-                     if compiled or not (k.startswith(LOSS_STATE_PREFIX) or k == LOSS_GP_WEIGHT))
+    missing, unknown = sorted(set(variables) - keys), sorted(keys - set(variables))
     if missing or unknown:
         raise ValueError(f"Expected the weights of {owner!r} to hold {sorted(variables)}. Received: missing "
-                         f"{missing}, unexpected {unknown} (was the model compiled with another loss?)")
+                         f"{missing}, unexpected {unknown}")
     for name, variable in variables.items():
-        if name in keys:
-            variable.assign(store[name])
+        variable.assign(store[name])
 
 
 class InEpochResume(keras.callbacks.Callback):

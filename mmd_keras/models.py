@@ -31,8 +31,9 @@ Keras contract: ``model.save("gan.keras")`` / `keras.models.load_model` (the com
 holds both optimizers and the loss with their parameters), ``save_weights`` /
 ``load_weights`` and `keras.callbacks.BackupAndRestore` carry the whole training state: the
 networks (spectral-norm vectors and batch-norm statistics are their weights), the EMA
-generator, both optimizers, the step counter and the loss state (Sobolev's multiplier,
-SMMD's coefficient); see `mmd_keras.model_state` for an interruption inside an epoch.
+generator, both optimizers, the step counter and the loss, a Keras layer tracked as
+``loss_object`` with its state (the gradient-penalty weight, Sobolev's multiplier, SMMD's
+coefficient); see `mmd_keras.model_state` for an interruption inside an epoch.
 `evaluate` reports the loss's distance and both losses on held-out real images without
 changing any variable; `predict(latents)` runs the generator `generate` uses.
 """
@@ -207,16 +208,24 @@ class MMDGAN(keras.Model):
         distribute.check_jit_compile(self.distribute_strategy, jit_compile)
         super().compile(optimizer=None, jit_compile=jit_compile, steps_per_execution=steps_per_execution,
                         run_eagerly=run_eagerly, **kwargs)
-        if isinstance(loss, (str, dict)):
-            from mmd_keras import losses  # Imported late: the losses import the kernels.
+        from mmd_keras import losses  # Imported late: the losses import the kernels.
+
+        if not isinstance(loss, (str, dict, losses.GANLoss)):
+            raise ValueError("Expected `loss` a mmd_keras.losses name, config dict or GANLoss. "
+                             f"Received: `loss={loss!r}`")
+        with self.distribute_strategy.scope():  # the loss's state variables, mirrored
             loss = losses.get(loss)
-        self.loss_object = loss
-        required = getattr(loss, "required_output_dim", None)
+        required = loss.required_output_dim
         output_dim = self.critic.outputs[0].shape[-1] if getattr(self.critic, "outputs", None) else None
         if required is not None and output_dim is not None and output_dim != required:
             raise ValueError(f"Expected a critic with output dimension {required} for loss "
-                             f"{getattr(loss, 'name', loss)!r}. Received: critic output dimension "
-                             f"{output_dim}")
+                             f"{loss.name!r}. Received: critic output dimension {output_dim}")
+        # The loss is a Keras layer: as an attribute its variables are the model's (saved by
+        # `save`, `save_weights`, `BackupAndRestore`; a child of `tf.train.Checkpoint(model)`).
+        # A loss replaced by a new `compile` leaves the tracked layers.
+        if self.loss_object is not None and self.loss_object is not loss:
+            self._tracker.untrack(self.loss_object)
+        self.loss_object = loss
         optimizers = []
         resolved = model_inputs.resolve_optimizers(generator_optimizer, critic_optimizer, optimizer)
         for opt, network in zip(resolved, (self.generator, self.critic)):
@@ -616,28 +625,24 @@ class MMDGAN(keras.Model):
 
     # ------------------------------------------------------------------------------ state
     def save_own_variables(self, store):
-        """The counters and the loss state, by name (networks and optimizers save their own)."""
+        """The counters, by name (networks, optimizers and the loss save their own)."""
         model_state.save_variables(store, self._state_variables())
 
     def load_own_variables(self, store):
-        model_state.load_variables(store, self._state_variables(), self.name, compiled=self.loss_object is not None)
+        model_state.load_variables(store, self._state_variables(), self.name)
 
     def _state_variables(self):
-        variables = {"generator_step": self.step, "fit_epoch": self.fit_epoch,
-                     "fit_epoch_start_step": self.fit_epoch_start_step}
-        for i, variable in enumerate(getattr(self.loss_object, "variables", None) or []):
-            variables[f"{model_state.LOSS_STATE_PREFIX}{i}"] = variable
-        weight = getattr(self.loss_object, "gradient_penalty_weight_variable", None)
-        if weight is not None:
-            variables[model_state.LOSS_GP_WEIGHT] = weight
-        return variables
+        return {"generator_step": self.step, "fit_epoch": self.fit_epoch,
+                "fit_epoch_start_step": self.fit_epoch_start_step}
 
     def checkpoint_items(self):
         """Every trackable an exact resume needs, for ``tf.train.Checkpoint(**items)``.
 
         The layout of the launcher's `tf.train.Checkpoint`. Spectral-norm vectors and
         batch-norm statistics are weights of the networks; the step counter is also the RNG
-        state. (``model.save``/``save_weights`` carry the same state through Keras.)
+        state; the loss (once compiled) carries its own state variables (e.g. the gradient-penalty
+        weight, SMMD's coefficient). ``model.save``/``save_weights`` carry the same state through
+        Keras.
         """
         items = {"generator": self.generator, "critic": self.critic, "step": self.step}
         if self.ema_generator is not None:
@@ -645,14 +650,8 @@ class MMDGAN(keras.Model):
         if self.generator_optimizer is not None:
             items["generator_optimizer"] = self.generator_optimizer
             items["critic_optimizer"] = self.critic_optimizer
-        loss_variables = list(getattr(self.loss_object, "variables", None) or [])
-        if loss_variables:
-            items["loss_variables"] = loss_variables
-        # The gradient-penalty weight (raised by mmd_keras.collapse), by name: checkpoints
-        # written before it was state lack it and still restore (checkpointing.OPTIONAL_ITEMS).
-        weight = getattr(self.loss_object, "gradient_penalty_weight_variable", None)
-        if weight is not None:
-            items[model_state.LOSS_GP_WEIGHT] = weight
+        if self.loss_object is not None:
+            items["loss"] = self.loss_object
         return items
 
     def get_config(self):

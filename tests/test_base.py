@@ -349,7 +349,7 @@ def test_subclass_contract_gives_exactly_the_requested_fields(rng):
         jacobian = "critic"
         needs_fake_gradients = True
 
-        def _losses(self, p, mode):
+        def _loss_terms(self, p, mode):
             seen[mode] = p
             return tf.constant(0.0), tf.constant(0.0), {}, {}
 

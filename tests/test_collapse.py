@@ -208,7 +208,7 @@ def test_restore_and_raise_restores_the_snapshot_exactly_and_changes_only_the_co
     before = capture.values[8]
     assert set(after) == set(before)
     changed = sorted(k for k in after if not np.array_equal(after[k], before[k]))
-    assert len(changed) == 1 and changed[0].startswith("loss_variables/0/"), changed
+    assert len(changed) == 1 and changed[0].startswith("loss/0/"), changed
     assert float(model.loss_object.coefficient.numpy()) == pytest.approx(20.0)
     assert int(model.step.numpy()) == 8
     event = recovery.events[0]
@@ -246,7 +246,7 @@ def test_a_restore_that_collapses_at_once_backs_off_to_an_older_snapshot(tmp_pat
     assert float(model.loss_object.coefficient.numpy()) == pytest.approx(200.0)
     after, before = state_values(model), capture.values[4]
     changed = sorted(k for k in after if not np.array_equal(after[k], before[k]))
-    assert len(changed) == 1 and changed[0].startswith("loss_variables/0/"), changed
+    assert len(changed) == 1 and changed[0].startswith("loss/0/"), changed
     assert [s for s, _ in recovery._snapshots] == [0, 4]
 
 
@@ -309,7 +309,7 @@ WORKER = textwrap.dedent("""
 
     items = model.checkpoint_items()
     variables = (model.generator.variables + model.critic.variables + model.generator_optimizer.variables
-                 + model.critic_optimizer.variables + [model.step] + items["loss_variables"])
+                 + model.critic_optimizer.variables + [model.step] + items["loss"].variables)
     spread = max(float(np.max(np.abs(r - replicas(v)[0]))) for v in variables for r in replicas(v))
     mirrored = sum(len(replicas(v)) == 2 for v in variables)
     after, before = t.state_values(model), capture.values[8]
@@ -334,7 +334,7 @@ def test_two_replicas_take_one_decision_and_restore_every_copy(tmp_path):
     assert result["spread"] == 0.0  # every replica's copy identical after the restore
     assert [(e["step_detected"], e["step_restored"]) for e in result["events"]] == [(12, 8)]
     assert result["coefficients"] == [20.0, 20.0]
-    assert len(result["changed"]) == 1 and result["changed"][0].startswith("loss_variables/0/")
+    assert len(result["changed"]) == 1 and result["changed"][0].startswith("loss/0/")
 
 
 # ---------------------------------------------------------------- the GP weight as loss state
@@ -343,8 +343,8 @@ def test_two_replicas_take_one_decision_and_restore_every_copy(tmp_path):
 def test_gradient_penalty_weight_is_a_checkpointed_state_variable_that_the_loss_reads(tmp_path):
     loss = losses.get("mmd", gradient_penalty_weight=1.0)
     name, variable = collapse.regularization_variable(loss)
-    # Not in the index-keyed `variables` (the saved-model layout of MMD-GP is unchanged).
-    assert name == "gradient_penalty_weight" and loss.variables == []
+    # A variable of the loss like any other state (tracked by Keras, saved with the model).
+    assert name == "gradient_penalty_weight" and loss.variables == [variable]
     assert loss.get_config()["gradient_penalty_weight"] == 1.0 and loss.gradient_penalty_weight == 1.0
     critic = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
     real = tf.random.stateless_uniform((4, 2, 2, 1), (1, 2), -1, 1)
@@ -370,8 +370,7 @@ def test_recovery_raises_the_gradient_penalty_weight_of_mmd_gp_and_it_is_saved(t
         ("gradient_penalty_weight", 0.5, 5.0)
     # The callback's snapshots carry the GP weight (the latest one: the restored state, raised).
     fresh = tiny_model(seed=3, loss=losses.get("mmd", gradient_penalty_weight=0.5))
-    items = dict(fresh.checkpoint_items(), collapse_coefficient=fresh.loss_object.gradient_penalty_weight_variable)
-    tf.train.Checkpoint(**items).read(recovery._snapshots[-1][1]).assert_existing_objects_matched()
+    tf.train.Checkpoint(**fresh.checkpoint_items()).read(recovery._snapshots[-1][1]).assert_existing_objects_matched()
     assert fresh.loss_object.gradient_penalty_weight == pytest.approx(5.0) and int(fresh.step.numpy()) == 8
 
 
@@ -386,7 +385,7 @@ def test_lr_factor_lowers_both_learning_rates_at_a_recovery_and_nothing_else(tmp
     after, before = state_values(model), capture.values[8]
     changed = sorted(k for k in after if not np.array_equal(after[k], before[k]))
     rates = [k for k in changed if "learning_rate" in k]
-    assert len(rates) == 2 and len(changed) == 3 and any(k.startswith("loss_variables/0/") for k in changed), changed
+    assert len(rates) == 2 and len(changed) == 3 and any(k.startswith("loss/0/") for k in changed), changed
     for role in ("generator", "critic"):
         rate = float(getattr(model, f"{role}_optimizer").learning_rate.numpy())
         assert rate == pytest.approx(1e-2 * 0.25)

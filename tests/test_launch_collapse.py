@@ -1,17 +1,16 @@
 """`--collapse_recovery` of the launcher (issue 19): flag validation, a recovery in a real run
 that still reaches --steps and keeps the raised coefficient across a resume, and the
-gradient-penalty weight as checkpointed state (old checkpoints without it still restore)."""
+gradient-penalty weight as checkpointed state of the loss."""
 
 import json
 import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmd_keras import checkpointing, config as config_lib, model_state
+from mmd_keras import checkpointing, config as config_lib
 from mmd_keras.runner import build
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -72,7 +71,7 @@ def test_loss_without_coefficient_exits_2_before_writing(tmp_path):
 
 
 def _coefficient(path):
-    return float(tf.train.load_checkpoint(path).get_tensor("loss_variables/0/.ATTRIBUTES/VARIABLE_VALUE"))
+    return float(tf.train.load_checkpoint(path).get_tensor("loss/coefficient/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
 def _step(path):
@@ -135,43 +134,26 @@ def test_gp_weight_survives_checkpoint_and_keras_round_trips(tmp_path):
     model, fresh, keras_fresh = _mmd_gp_model(), _mmd_gp_model(), _mmd_gp_model()
     model.loss_object.gradient_penalty_weight_variable.assign(7.5)
     items = model.checkpoint_items()
-    assert items[model_state.LOSS_GP_WEIGHT] is model.loss_object.gradient_penalty_weight_variable
+    assert items["loss"] is model.loss_object
+    assert items["loss"].variables == [model.loss_object.gradient_penalty_weight_variable]
     path = _save(items, tmp_path, 1)
     checkpointing.restore_checkpoint(tf.train.Checkpoint(**fresh.checkpoint_items()), path)
     assert fresh.loss_object.gradient_penalty_weight == 7.5
-    store = {}
-    model.save_own_variables(store)
-    keras_fresh.load_own_variables(store)
+    model.save_weights(tmp_path / "gan.weights.h5")
+    keras_fresh.load_weights(tmp_path / "gan.weights.h5")
     assert keras_fresh.loss_object.gradient_penalty_weight == 7.5
 
 
-def test_old_checkpoint_and_keras_state_without_gp_weight_still_restore(tmp_path):
+def test_checkpoint_and_keras_state_without_an_item_are_refused(tmp_path):
     old, new = _mmd_gp_model(), _mmd_gp_model()
     old.step.assign(5)
-    old.loss_object.gradient_penalty_weight_variable.assign(7.5)
-    items = {k: v for k, v in old.checkpoint_items().items() if k != model_state.LOSS_GP_WEIGHT}
-    path = _save(items, tmp_path, 5)
-    checkpointing.restore_checkpoint(tf.train.Checkpoint(**new.checkpoint_items()), path)
-    assert int(new.step.numpy()) == 5  # restored ...
-    assert new.loss_object.gradient_penalty_weight == 1.0  # ... and the weight keeps its value
-    np.testing.assert_array_equal(new.critic.weights[0].numpy(), old.critic.weights[0].numpy())
-    # Through the launcher's restore too (checkpoints folder without the item).
-    newer = _mmd_gp_model()
-    _, restored = checkpointing.open_checkpoints(
-        tf.train.Checkpoint(**newer.checkpoint_items()), str(tmp_path), 2, print_fn=lambda *_: None)
-    assert restored.endswith("ckpt-5") and int(newer.step.numpy()) == 5
-    # Only the optional item may be missing: a checkpoint without the critic is refused.
-    partial = {k: v for k, v in items.items() if k != "critic"}
-    path = _save(partial, tmp_path / "partial", 5)
-    with pytest.raises(AssertionError):
-        checkpointing.restore_checkpoint(tf.train.Checkpoint(**new.checkpoint_items()), path)
-    # A Keras file written before the weight was saved.
+    for missing in ("critic", "loss"):
+        partial = {k: v for k, v in old.checkpoint_items().items() if k != missing}
+        path = _save(partial, tmp_path / missing, 5)
+        with pytest.raises(AssertionError):
+            checkpointing.restore_checkpoint(tf.train.Checkpoint(**new.checkpoint_items()), path)
     store = {}
     old.save_own_variables(store)
-    del store[model_state.LOSS_GP_WEIGHT]
-    keras_new = _mmd_gp_model()
-    keras_new.load_own_variables(store)
-    assert int(keras_new.step.numpy()) == 5 and keras_new.loss_object.gradient_penalty_weight == 1.0
     del store["generator_step"]
     with pytest.raises(ValueError, match="generator_step"):
-        keras_new.load_own_variables(store)
+        new.load_own_variables(store)

@@ -201,10 +201,10 @@ def test_checkpoint_restore_resumes_exactly(tmp_path):
     path = tf.train.Checkpoint(**model.checkpoint_items()).save(str(tmp_path / "ckpt"))
     expected_logs = [model.train_step(real_batch())["critic_loss"].numpy() for _ in range(2)]
     resumed = make_model("mmd", ema_decay=0.9, seed=3, init_seed=99)
-    # "mmd" has a witness gradient penalty: its weight is state (collapse recovery may raise it).
+    # "mmd" has a witness gradient penalty: its weight is state of the loss item (collapse
+    # recovery may raise it).
     assert set(resumed.checkpoint_items()) == {"generator", "critic", "step", "ema_generator",
-                                               "generator_optimizer", "critic_optimizer",
-                                               "loss_gradient_penalty_weight"}
+                                               "generator_optimizer", "critic_optimizer", "loss"}
     tf.train.Checkpoint(**resumed.checkpoint_items()).restore(path).assert_consumed()
     assert int(resumed.step.numpy()) == 2
     logs = [resumed.train_step(real_batch())["critic_loss"].numpy() for _ in range(2)]

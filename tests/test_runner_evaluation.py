@@ -34,3 +34,17 @@ def test_mnist_reference_is_the_10000_test_images():
     assert test.min() >= -1.0 and test.max() <= 1.0
     assert abs(float(test.mean()) - float(train.mean())) < 0.05  # both MNIST, not one split twice
     assert not (test[:100] == train[:100]).all()
+
+
+def test_adaptive_lr_decays_the_declared_coefficient_not_a_penalty_weight():
+    import test_loss_tracking
+
+    config = config_lib.RunConfig(adaptive_lr=True)
+    smmd = test_loss_tracking.build("smmd")
+    callback, _ = evaluation.build_evaluation(config, None, None, lambda *_: None, model=smmd)
+    assert callback.coefficient_variables == [smmd.loss_object.coefficient]
+    # A gradient-penalty weight; no coefficient at all; a constant (rep_gp's float coefficient).
+    for name in ("mmd", "hinge", "rep_gp"):
+        model = test_loss_tracking.build(name)
+        callback, _ = evaluation.build_evaluation(config, None, None, lambda *_: None, model=model)
+        assert callback.coefficient_variables == []

@@ -12,7 +12,8 @@ features, ``y`` / ``fake_*`` generator samples; kernel matrices ``k_xx``, ``k_xy
 ``k_yy``; critic losses are minimized by the critic, generator losses by the generator;
 all results are float32.
 
-``get(name, **params)`` returns a :class:`GANLoss`; the names are ``LOSSES``' keys.
+``get(name, **params)`` returns a :class:`GANLoss` (a Keras layer holding the loss's state
+variables); the names are ``LOSSES``' keys; ``serialize``/``deserialize`` are Keras's.
 """
 
 from mmd_keras.losses import base, baselines, estimators, gcmmd, inputs, mmd_family, penalties, registry
@@ -73,4 +74,4 @@ from mmd_keras.losses.penalties import (
     witness,
     witness_gradient_penalty,
 )
-from mmd_keras.losses.registry import LOSSES, describe, get, serialize
+from mmd_keras.losses.registry import LOSSES, describe, deserialize, get, serialize

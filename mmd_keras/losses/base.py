@@ -34,7 +34,7 @@ A subclass declares, as class attributes, what the forward pass must compute:
 * ``needs_fake_gradients`` — per-sample ‖∇f(y)‖² at the fake batch (critic modes).
 * ``legacy_gp_epsilon`` — the constant under paper 1's legacy gradient norm.
 
-and implements ``_losses(p, mode)`` on a :class:`CriticPass` ``p`` (fields it did not
+and implements ``_loss_terms(p, mode)`` on a :class:`CriticPass` ``p`` (fields it did not
 request are None), returning ``(critic_loss, generator_loss, metrics, state_updates)``;
 optionally ``_penalty_values(hat_features, p)``, the per-sample function whose input
 gradient the gradient penalty constrains (default: the 1-d critic output). The base
@@ -43,6 +43,7 @@ class adds the weighted gradient and activation penalties to the critic loss.
 
 import collections
 import dataclasses
+import weakref
 from typing import List, Optional
 
 import keras
@@ -62,7 +63,7 @@ LossOutput = collections.namedtuple("LossOutput", ["critic_loss", "generator_los
 
 @dataclasses.dataclass
 class CriticPass:
-    """What one critic forward pass gives :meth:`GANLoss._losses`.
+    """What one critic forward pass gives :meth:`GANLoss._loss_terms`.
 
     Attributes:
       real: [m, s] float32 real features (after ``feature_gather``).
@@ -125,8 +126,16 @@ def _call_critic(critic, images, training):
     return critic(images)
 
 
-class GANLoss:
+class GANLoss(keras.layers.Layer):
     """Base class of every loss; the subclass contract is in the module docstring.
+
+    A loss is a Keras layer so that Keras tracks its state (the gradient-penalty weight, SMMD's
+    ``coefficient``, Sobolev's ``multiplier``): as an attribute of a `keras.Model` (``MMDGAN``'s
+    ``loss_object``) its variables are in ``model.variables`` and travel with ``model.save``,
+    ``save_weights``, `keras.callbacks.BackupAndRestore` and ``tf.train.Checkpoint``. Like a
+    `keras.metrics.Metric`, it creates its (scalar) variables in ``__init__``, in the
+    distribution-strategy scope that is current then. It is called directly, not through
+    ``Layer.__call__``: the critic is an argument, and the inputs keep their dtypes (no autocast).
 
     Args:
       gradient_penalty_weight: weight of the two-sided gradient penalty at
@@ -149,22 +158,23 @@ class GANLoss:
     default_gradient_penalty_weight = 0.0
 
     def __init__(self, gradient_penalty_weight=None, activation_penalty_weight=0.0, legacy_gp_axis=False):
+        super().__init__(name=type(self).name, dtype="float32")
         if gradient_penalty_weight is None:
             gradient_penalty_weight = self.default_gradient_penalty_weight
         self._gradient_penalty_init = inputs.non_negative(gradient_penalty_weight, "gradient_penalty_weight")
         self.activation_penalty_weight = inputs.non_negative(activation_penalty_weight, "activation_penalty_weight")
         self.legacy_gp_axis = inputs.boolean(legacy_gp_axis, "legacy_gp_axis")
-        self.variables = []
         self._state = {}
-        self._views = {}
+        # Activation views per critic. A WeakKeyDictionary is not a dict, so Keras does not track
+        # the views as sub-layers (they share the critic's variables, which the critic owns).
+        self._views = weakref.WeakKeyDictionary()
         # A positive gradient-penalty weight is a state variable (adjustable, e.g. by
         # mmd_keras.collapse); whether the penalty is computed at all is fixed at construction.
-        # It is not in ``variables`` (whose index-keyed layout the saved models rely on).
         self.gradient_penalty_weight_variable = None
         if self._gradient_penalty_init > 0:
-            self.gradient_penalty_weight_variable = tf.Variable(
-                self._gradient_penalty_init, trainable=False, dtype=tf.float32,
-                name=f"{self.name}_gradient_penalty_weight", aggregation=tf.VariableAggregation.MEAN)
+            self.gradient_penalty_weight_variable = self._add_state(
+                "gradient_penalty_weight", self._gradient_penalty_init, updatable=False)
+        self.built = True  # no shape-dependent state: nothing to build
 
     @property
     def gradient_penalty_weight(self):
@@ -176,13 +186,30 @@ class GANLoss:
         # The variable is float32: report the exact constructor value while it is unchanged.
         return self._gradient_penalty_init if value == float(np.float32(self._gradient_penalty_init)) else value
 
+    @property
+    def regularization_coefficient(self):
+        """``(name, variable)`` of the coefficient that scales this loss's regularization, or None.
+
+        Losses with a ``coefficient`` state variable (SMMD, SWGAN: the weight of E‖J‖²_F) declare
+        it; the others their gradient-penalty weight when it is a positive state variable (MMD-GP,
+        WGAN-GP, ...); None for a loss without one (e.g. hinge, or a zero penalty weight).
+        :class:`mmd_keras.collapse.CollapseRecovery` multiplies it.
+        """
+        if self.gradient_penalty_weight_variable is None:
+            return None
+        return "gradient_penalty_weight", self.gradient_penalty_weight_variable
+
     # ---- state -------------------------------------------------------------------------
-    def _add_state(self, name, value):
-        var = tf.Variable(float(value), trainable=False, dtype=tf.float32, name=f"{self.name}_{name}",
-                          aggregation=tf.VariableAggregation.MEAN)
-        self._state[name] = var
-        self.variables.append(var)
-        return var
+    def _add_state(self, name, value, updatable=True):
+        """A scalar float32 state variable (replicas hold its mean), tracked by Keras.
+
+        ``updatable``: whether ``out.state_updates`` may assign it (:meth:`apply_state_updates`).
+        """
+        variable = self.add_weight(shape=(), dtype="float32", initializer=keras.initializers.Constant(float(value)),
+                                   trainable=False, autocast=False, aggregation="mean", name=name)
+        if updatable:
+            self._state[name] = variable
+        return variable
 
     def apply_state_updates(self, state_updates):
         """Assigns ``out.state_updates`` (dict name -> tensor) to the loss variables."""
@@ -191,8 +218,24 @@ class GANLoss:
                 raise ValueError(f"Expected state names in {list(self._state)}. Received: `state_updates[{key!r}]`")
             self._state[key].assign(tf.cast(value, tf.float32))
 
+    def save_own_variables(self, store):
+        """Keras saving: the state variables by name (``gradient_penalty_weight``, ``coefficient``, ...)."""
+        for variable in self.variables:
+            store[variable.name] = variable
+
+    def load_own_variables(self, store):
+        """Keras loading: assigns the state variables by name; the names must match exactly."""
+        variables = {variable.name: variable for variable in self.variables}
+        saved = sorted(store.keys())
+        if saved != sorted(variables):
+            raise ValueError(f"Expected the saved state of loss {self.name!r} to hold {sorted(variables)}. "
+                             f"Received: {saved} (was the model compiled with another loss?)")
+        for name, variable in variables.items():
+            variable.assign(store[name])
+
     # ---- config -------------------------------------------------------------------------
     def get_config(self):
+        """The constructor arguments (exactly ``parameters``); state values are not config."""
         return {
             "gradient_penalty_weight": self._gradient_penalty_init,
             "activation_penalty_weight": self.activation_penalty_weight,
@@ -208,19 +251,18 @@ class GANLoss:
 
     # ---- forward pass -------------------------------------------------------------------
     def _activation_view(self, critic):
-        key = id(critic)
-        if key not in self._views:
-            if not isinstance(critic, keras.Model) or not getattr(critic, "inputs", None):
-                raise ValueError(
-                    "Expected a functional keras.Model critic for `activation_penalty_weight > 0` "
-                    f"(its layer activations are penalized). Received: `critic={critic!r}`"
-                )
+        if not isinstance(critic, keras.Model) or not getattr(critic, "inputs", None):
+            raise ValueError(
+                "Expected a functional keras.Model critic for `activation_penalty_weight > 0` "
+                f"(its layer activations are penalized). Received: `critic={critic!r}`"
+            )
+        if critic not in self._views:
             output_name = _output_layer_name(critic)
             # The critic's output is the view's last output: the features, penalized once.
             outputs = [critic.get_layer(name).output for name in activation_layers(critic) if name != output_name]
-            self._views[key] = keras.Model(critic.inputs, outputs + [critic.outputs[0]],
-                                           name=f"{critic.name}_activations")
-        return self._views[key]
+            self._views[critic] = keras.Model(critic.inputs, outputs + [critic.outputs[0]],
+                                              name=f"{critic.name}_activations")
+        return self._views[critic]
 
     def _penalty_values(self, hat_features, p):
         """Per-sample scalar function whose input gradient is penalized: [b]."""
@@ -303,8 +345,8 @@ class GANLoss:
             )
         return features
 
-    def __call__(self, critic, real_images, fake_images, *, seed, mode="both", fake_images_2=None,
-                 feature_gather=None, training=True):
+    def call(self, critic, real_images, fake_images, *, seed, mode="both", fake_images_2=None,
+             feature_gather=None, training=True):
         """Computes both losses (see the module docstring).
 
         Args:
@@ -332,7 +374,7 @@ class GANLoss:
             raise ValueError(f"Expected `fake_images_2=None` for loss {self.name!r}, which uses one fake batch. "
                              "Received a tensor")
         p = self._forward(critic, real, fakes, inputs.seed_pair(seed), mode, feature_gather, training)
-        critic_loss, generator_loss, metrics, state_updates = self._losses(p, mode)
+        critic_loss, generator_loss, metrics, state_updates = self._loss_terms(p, mode)
         metrics = dict(metrics)
         if p.gradient_penalty is not None:
             critic_loss += self.gradient_penalty_weight_variable * p.gradient_penalty
@@ -343,6 +385,10 @@ class GANLoss:
         return LossOutput(tf.cast(critic_loss, tf.float32), tf.cast(generator_loss, tf.float32), metrics,
                           state_updates)
 
-    def _losses(self, p, mode):
+    def __call__(self, *args, **kwargs):
+        """:meth:`call`, directly: not through `Layer.__call__` (see the class docstring)."""
+        return self.call(*args, **kwargs)
+
+    def _loss_terms(self, p, mode):
         """Returns (critic_loss, generator_loss, metrics dict, state_updates dict); see the contract."""
         raise NotImplementedError

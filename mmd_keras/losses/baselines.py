@@ -20,6 +20,7 @@ caller (:class:`~mmd_keras.losses.base.GANLoss`). All float32.
   L_G = E softplus(−f(y)) (logits f).
 """
 
+import keras
 import tensorflow as tf
 
 from mmd_keras.losses import inputs
@@ -142,6 +143,7 @@ def sobolev_generator_loss(real_output, fake_output):
     )
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class WGANGPLoss(GANLoss):
     """WGAN-GP (Gulrajani et al.): critic E f(y) − E f(x) + 10·GP, generator −E f(y)."""
 
@@ -151,33 +153,36 @@ class WGANGPLoss(GANLoss):
     #: The WGAN-GP code paper 1 compared with took a plain sqrt in its legacy norm.
     legacy_gp_epsilon = 0.0
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         critic_loss = wgan_critic_loss(p.real, p.fakes[0])
         return critic_loss, wgan_generator_loss(p.fakes[0]), {"wasserstein": -critic_loss}, {}
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class HingeLoss(GANLoss):
     """Hinge loss (paper 3's baseline)."""
 
     name = "hinge"
     required_output_dim = 1
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         return (hinge_critic_loss(p.real, p.fakes[0]), hinge_generator_loss(p.fakes[0]),
                 {}, {})
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class NonSaturatingLoss(GANLoss):
     """Non-saturating GAN loss with logits (paper 3's baseline)."""
 
     name = "non_saturating"
     required_output_dim = 1
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         return (non_saturating_critic_loss(p.real, p.fakes[0]),
                 non_saturating_generator_loss(p.fakes[0]), {}, {})
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class CramerLoss(GANLoss):
     """Cramér GAN (paper 1's baseline): two fake batches, GP 10 on the surrogate critic."""
 
@@ -188,12 +193,13 @@ class CramerLoss(GANLoss):
     def _penalty_values(self, hat_features, p):
         return cramer_surrogate(hat_features, p.fakes[1])
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         critic_loss = cramer_critic_loss(p.real, p.fakes[0], p.fakes[1])
         generator_loss = cramer_generator_loss(p.real, p.fakes[0], p.fakes[1])
         return critic_loss, generator_loss, {"surrogate": -critic_loss}, {}
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class SobolevLoss(GANLoss):
     """Sobolev GAN (paper 2's baseline), augmented Lagrangian with µ = (P + Q)/2.
 
@@ -215,7 +221,7 @@ class SobolevLoss(GANLoss):
     def get_config(self):
         return {**super().get_config(), "rho": self.rho}
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         generator_loss = sobolev_generator_loss(p.real, p.fakes[0])
         if mode == "generator":
             return -generator_loss, generator_loss, {"ipm": generator_loss}, {}

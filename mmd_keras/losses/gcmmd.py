@@ -23,6 +23,7 @@ is what Prop. 3 uses; other estimators are allowed. Paper 2's code reused the re
 gradient term for the fake one (a bug not reproduced here).
 """
 
+import keras
 import tensorflow as tf
 
 from mmd_keras import kernels as kernels_lib
@@ -135,6 +136,7 @@ def gcmmd2(mu_features, mu_jacobians, real_features, fake_features, kernel="rbf"
     return (mmd2 - penalty) / float(lam)
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class GCMMDLoss(KernelLoss):
     """Gradient-Constrained MMD (paper 2, Prop. 3), µ = the real batch; small scale only.
 
@@ -163,6 +165,6 @@ class GCMMDLoss(KernelLoss):
         del config["legacy_constant_diagonal"]
         return config
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         value = gcmmd2(p.real_local, p.real_jacobian, p.real, p.fakes[0], self.kernel, self.lam, self.estimator)
         return -value, value, {"gcmmd2": value}, {}

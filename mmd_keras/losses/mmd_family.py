@@ -23,6 +23,7 @@ of :mod:`mmd_keras.losses.estimators` ("unbiased", "u_statistic", "biased"). All
 The weight of E‖J‖²_F is ``coefficient`` everywhere (SMMD, SWGAN, rep-gp).
 """
 
+import keras
 import tensorflow as tf
 
 from mmd_keras import kernels as kernels_lib
@@ -267,6 +268,7 @@ class KernelLoss(GANLoss):
         return tf.stop_gradient(jac) if mode == "generator" else jac
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class MMDLoss(KernelLoss):
     """Attractive MMD GAN (papers 1–2): critic −MMD² (+ witness GP), generator MMD².
 
@@ -277,11 +279,12 @@ class MMDLoss(KernelLoss):
     default_kernel = ("rq_dot", {})
     default_gradient_penalty_weight = 1.0
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         mmd2 = self._mmd2(p)
         return -mmd2, mmd2, {"mmd2": mmd2}, {}
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class RepulsiveLoss(KernelLoss):
     """Generalized repulsive loss (paper 3): critic L_D,λ, generator MMD².
 
@@ -312,7 +315,7 @@ class RepulsiveLoss(KernelLoss):
         return {**super().get_config(), "lam": self.lam, "bounded": self.bounded,
                 "lower_bound": self.lower_bound, "upper_bound": self.upper_bound}
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         bounds = (self.lower_bound, self.upper_bound) if self.bounded else None
         critic_loss = repulsive_critic_loss(p.real, p.fakes[0], self.kernel, self.lam, self.estimator, bounds,
                                             self.legacy_constant_diagonal)
@@ -320,6 +323,7 @@ class RepulsiveLoss(KernelLoss):
         return critic_loss, mmd2, {"mmd2": mmd2}, {}
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class BoundedRepulsiveLoss(RepulsiveLoss):
     """MMD-rep-b (paper 3): repulsive λ = 1 with RBF-B in the critic loss."""
 
@@ -327,6 +331,7 @@ class BoundedRepulsiveLoss(RepulsiveLoss):
     default_bounded = True
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class BoundedMMDLoss(RepulsiveLoss):
     """MMD-rbf-b (paper 3): attractive (λ = −1) with RBF-B (Eq. 6) in the critic loss."""
 
@@ -335,6 +340,7 @@ class BoundedMMDLoss(RepulsiveLoss):
     default_bounded = True
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class SMMDLoss(KernelLoss):
     """Scaled MMD (paper 2): critic −SMMD, generator SMMD (scale held constant).
 
@@ -361,10 +367,15 @@ class SMMDLoss(KernelLoss):
         self._coefficient_init = float(coefficient)
         self.offset = inputs.non_negative(offset, "offset")
 
+    @property
+    def regularization_coefficient(self):
+        """``("coefficient", variable)``: the weight of E‖J‖²_F in the scale."""
+        return "coefficient", self.coefficient
+
     def get_config(self):
         return {**super().get_config(), "coefficient": self._coefficient_init, "offset": self.offset}
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         jac = self._jacobian_sq(p, mode)
         feature_sq = None
         if isinstance(self.kernel, kernels_lib.Dot):
@@ -376,19 +387,21 @@ class SMMDLoss(KernelLoss):
         return -smmd, mmd2 * tf.stop_gradient(scale), metrics, {}
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class SWGANLoss(SMMDLoss):
     """Scaled WGAN (paper 2): SMMD with a linear top kernel, unsquared form."""
 
     name = "swgan"
     required_output_dim = 1
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         jac = self._jacobian_sq(p, mode)
         value = swgan(p.real, p.fakes[0], jac, self.coefficient, self.offset)
         generator = swgan(p.real, p.fakes[0], tf.stop_gradient(jac), self.coefficient, self.offset)
         return -value, generator, {"swgan": value, "jacobian_sq_norm": jac}, {}
 
 
+@keras.saving.register_keras_serializable(package="mmd_keras")
 class RepGPLoss(KernelLoss):
     """MMD-rep-gp (paper 3, App. D.1, Eq. S8): (L_rep − 1)/(1 + λ E‖J‖²_F), generator MMD².
 
@@ -408,7 +421,7 @@ class RepGPLoss(KernelLoss):
     def get_config(self):
         return {**super().get_config(), "coefficient": self.coefficient}
 
-    def _losses(self, p, mode):
+    def _loss_terms(self, p, mode):
         mmd2 = self._mmd2(p)
         if mode == "generator":
             return tf.constant(0.0), mmd2, {"mmd2": mmd2}, {}

@@ -192,7 +192,7 @@ def build_loss(config):
         raise ConfigError(flag, f"Expected `--{flag}` that `--loss={config.loss}` accepts "
                           f"(keys: {accepted}; {error}). Received: `--{flag}="
                           f"{config_lib.format_value(getattr(config, flag))}`") from None
-    required = getattr(loss, "required_output_dim", None)
+    required = loss.required_output_dim
     if required is not None and required != config.critic_output_dim:
         raise ConfigError("critic_output_dim", f"Expected `--critic_output_dim={required}` for "
                           f"`--loss={config.loss}`. Received: "

@@ -109,7 +109,10 @@ def build_evaluation(config, writer, on_new_best, print_fn, model=None):
     else:
         extractor = extractors.get(p.extractor)
     real_features = extractor(real_images(config, "test"))
-    coefficient = getattr(getattr(model, "loss_object", None), "coefficient", None)
+    loss = model.loss_object if model is not None else None
+    regularization = loss.regularization_coefficient if loss is not None else None
+    # Only a `coefficient` (SMMD/SWGAN) decays with the rates; a gradient-penalty weight does not.
+    coefficient = regularization[1] if regularization and regularization[0] == "coefficient" else None
     floor = None
     if p.floor:
         train_features = extractor(real_images(config, "train"))
