@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 
-from mmd_keras.config import ConfigError
+from mmd_keras.app.config import ConfigError
 
 STATE_FILE = "checkpoint"
 PREFIX = "ckpt"

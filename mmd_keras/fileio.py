@@ -7,7 +7,7 @@ file the runner writes goes through :func:`atomic_write`: a reader (TF Serving, 
 ``cat flags.cfg``, a resumed run) never sees a half-written file.
 
 :func:`check_directory` is the up-front check of a directory flag (``--workdir``,
-``--export_dir``): it raises :class:`mmd_keras.config.ConfigError` naming the flag for a
+``--export_dir``): it raises :class:`mmd_keras.app.config.ConfigError` naming the flag for a
 symbolic-link loop, a dangling link, a file in the way, or a read-only or unwritable
 location — before anything is written.
 """
@@ -167,7 +167,7 @@ def directory_problem(path):
 
 def check_directory(flag, path):
     """Raises ConfigError naming ``--<flag>`` when :func:`directory_problem` finds one."""
-    from mmd_keras.config import ConfigError
+    from mmd_keras.app.config import ConfigError
 
     problem = directory_problem(path)
     if problem is not None:

@@ -1,7 +1,7 @@
 """Checks and defaults for what a user hands to `MMDGAN`: compile's optimizers, fit's real
 images, predict's latents.
 
-* Optimizers: the defaults are the launcher's (`mmd_keras.config.RunConfig`: Adam with
+* Optimizers: the defaults are the launcher's (`mmd_keras.app.config.RunConfig`: Adam with
   ``generator_lr`` 2e-4, ``critic_lr`` 5e-4, ``beta_1`` 0.5, ``beta_2`` 0.999), read from
   the config so that the notebook API and the CLI cannot drift apart.
 * Real images: the generator ends in tanh, so real images must be in [-1, 1]. Images in
@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmd_keras import config
+from mmd_keras.app import config
 
 #: How far outside [-1, 1] real images may go before `fit` refuses them. Legitimate pipelines
 #: overshoot a little: bicubic or Lanczos resizing rings by up to ~15 % of an edge's height

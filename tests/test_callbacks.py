@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from mmd_keras import callbacks as cb
 from mmd_keras import training
-from mmd_keras.config import ConfigError
+from mmd_keras.app.config import ConfigError
 
 
 class StubGAN(keras.Model):
@@ -314,7 +314,7 @@ def test_digits_evaluation_reference_is_the_held_out_split_for_every_seed():
     """Held-out digits never include training images, whatever --seed (the training stream
     always uses digits_split's fixed split)."""
     from mmd_keras import datasets
-    from mmd_keras.config import RunConfig
+    from mmd_keras.app.config import RunConfig
 
     train_stream = np.concatenate([b.numpy() for b in datasets.build_dataset(
         "digits", image_size=16, batch_size=64, repeat=False, seed=5)])

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from mmd_keras import checkpointing
-from mmd_keras.config import ConfigError
+from mmd_keras.app.config import ConfigError
 
 
 def _network(latent_dim=3):

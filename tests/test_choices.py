@@ -3,9 +3,9 @@
 import pytest
 
 from mmd_keras import _choices
-from mmd_keras import config as config_lib
-from mmd_keras.config import RunConfig
-from mmd_keras.runner import checks
+from mmd_keras.app import config as config_lib
+from mmd_keras.app.config import RunConfig
+from mmd_keras.app.runner import checks
 from mmd_keras.tools import generate_choices
 
 # Image size and channels each architecture is exercised with (its smallest paper-like size).
@@ -97,7 +97,7 @@ def test_every_listed_loss_param_is_accepted(loss):
 @pytest.mark.parametrize("schedule", config_lib.CRITIC_SCHEDULES)
 @pytest.mark.parametrize("distribution", config_lib.LATENT_DISTRIBUTIONS)
 def test_every_schedule_and_latent_prior_builds_a_model(schedule, distribution):
-    from mmd_keras.runner import build
+    from mmd_keras.app.runner import build
 
     steps = 1 if schedule == "joint" else 2
     model = build.build_model(RunConfig(critic_schedule=schedule, critic_steps=steps,
@@ -117,6 +117,6 @@ def test_every_across_replicas_mode_builds(mode):
 def test_local_strategies_build(strategy):
     """multi_worker needs a TF_CONFIG cluster (tests/test_launch.py runs two workers) and tpu a
     TPU (tests/test_cli.py checks the launcher reaches its creation)."""
-    from mmd_keras.runner import build
+    from mmd_keras.app.runner import build
 
     assert build.create_strategy(RunConfig(strategy=strategy)).num_replicas_in_sync >= 1

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from mmd_keras import config as config_lib
-from mmd_keras import launch
+from mmd_keras.app import config as config_lib
+from mmd_keras.app import launch
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 CONFIGS = sorted(name[:-4] for name in os.listdir(os.path.join(REPO, "configs"))
@@ -37,7 +37,7 @@ def _launch(*args, env=ENV, cwd=REPO):
 @pytest.mark.parametrize("argv", [None, ["prog", "--help"], ["prog", "--steps=abc"],
                                   ["prog", "--stepz=3"], ["prog", "--list_configs"]])
 def test_config_help_and_flag_errors_do_not_import_tensorflow(argv):
-    code = ("import sys\nimport mmd_keras.config\n"
+    code = ("import sys\nimport mmd_keras.app.config\n"
             + (f"from mmd_keras import launch\ncode = launch.main({argv!r})\n" if argv else "")
             + "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     result = _python(code)
@@ -238,15 +238,15 @@ def test_shell_block_parsing():
 
 
 def test_every_documented_evaluation_command_parses(tmp_path, monkeypatch):
-    """`python -m mmd_keras.evaluate|evaluation ...` commands of the pages' shell blocks: every flag exists and
+    """`python -m mmd_keras.evaluation ...` commands of the pages' shell blocks: every flag exists and
     every value is accepted (``--output`` redirected to a temporary folder; parsing needs no
     TensorFlow and computes nothing)."""
-    from mmd_keras.evaluation import cli
+    from mmd_keras.app import evaluate as cli
 
     commands = [(page, words) for page in DOC_PAGES
                 for words in _shell_block_commands(open(os.path.join(REPO, page)).read())
                 if words[:2] == ["python", "-m"]
-                and words[2] in ("mmd_keras.evaluate", "mmd_keras.evaluation")]
+                and words[2] == "mmd_keras.evaluation"]
     assert len(commands) >= 3
     monkeypatch.setenv("MMD_KERAS_CACHE", str(tmp_path))
     (tmp_path / "fid_inception.npz").write_bytes(b"")  # where --extractor=fid_inception looks

@@ -6,9 +6,10 @@ import os
 
 import pytest
 
-from mmd_keras import config as config_lib
-from mmd_keras import launch, training
-from mmd_keras.config import ConfigError, RunConfig
+from mmd_keras.app import config as config_lib
+from mmd_keras import training
+from mmd_keras.app import launch
+from mmd_keras.app.config import ConfigError, RunConfig
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
 PAPER_CONFIGS = ("cifar10_mmd_rep_b", "cifar10_sn_smmd", "cifar10_mmd_rqstar_gp", "stl10",

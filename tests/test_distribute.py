@@ -245,8 +245,9 @@ import common
 common.setup_devices(2)
 import numpy as np
 import tensorflow as tf
-from mmd_keras import distribute, launch
-from mmd_keras.runner import build
+from mmd_keras import distribute
+from mmd_keras.app import launch
+from mmd_keras.app.runner import build
 
 FLAGS = ["launch", "--config=cifar10_mmd_rep_b", "--dataset=photo_patches", "--batch_size=2",
          "--steps=2", "--steps_per_epoch=2", "--noadaptive_lr", "--evaluate=false", "--export=false",

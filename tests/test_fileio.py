@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from mmd_keras import fileio
-from mmd_keras.config import ConfigError
+from mmd_keras.app.config import ConfigError
 
 
 def test_atomic_write_replaces_whole_files_locally_and_on_ram(tmp_path):

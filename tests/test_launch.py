@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmd_keras import launch, training, workdir_lock
+from mmd_keras import training
+from mmd_keras.app import launch, workdir_lock
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SMOKE = os.path.join(REPO, "configs", "smoke.cfg")
@@ -241,7 +242,7 @@ def test_sigkill_and_resume_ends_with_identical_weights(smoke_run, tmp_path):
 def test_steps_per_execution_through_the_launcher_matches_one_step_per_call(smoke_run, tmp_path):
     """`--steps_per_execution=2` (TPU-style: 2 generator steps per host call) trains the same
     run: checkpoints at the same steps, final weights equal to one step per call."""
-    from mmd_keras.config import RunConfig
+    from mmd_keras.app.config import RunConfig
 
     assert training.build_model(RunConfig(steps_per_execution=2)).steps_per_execution == 2
     reference, _ = smoke_run
@@ -284,7 +285,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
         return dataset.enumerate(start_step).map(
             lambda i, x: tf.where(i >= 5, tf.fill(tf.shape(x), float("nan")), x))
 
-    from mmd_keras import runner
+    from mmd_keras.app import runner
 
     monkeypatch.setattr(runner, "build_dataset", poisoned)
     monkeypatch.chdir(tmp_path)  # the default --export_dir=saved_models is relative
@@ -421,7 +422,7 @@ def test_learning_rate_rule_on_resume():
     keeps the checkpoint's value (e.g. decayed by --adaptive_lr)."""
     import keras
 
-    from mmd_keras.runner import build
+    from mmd_keras.app.runner import build
 
     class Model:
         step = tf.Variable(7, dtype=tf.int64)
@@ -451,7 +452,7 @@ def test_a_fresh_lease_on_a_remote_workdir_refuses_the_run(capsys):
     import json
     import uuid
 
-    from mmd_keras import workdir_lock
+    from mmd_keras.app import workdir_lock
 
     workdir = f"ram://launch-{uuid.uuid4().hex[:8]}/run"
     lease = {"host": "tpu-vm-1", "pid": 4242, "run_id": "abc", "acquired": time.time(),

@@ -83,7 +83,8 @@ def test_legacy_constant_diagonal_through_losses_get(rng):
 
 
 def _config_loss(path):
-    from mmd_keras import launch, training
+    from mmd_keras import training
+    from mmd_keras.app import launch
 
     config, _ = launch.parse(["prog", f"--flagfile={path}"])
     return losses.get(config.loss, **training.loss_params(config))

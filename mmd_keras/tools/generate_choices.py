@@ -1,6 +1,6 @@
 """Writes ``mmd_keras/_choices.py``: the library's registries as plain tuples, TensorFlow-free.
 
-The command line (``mmd_keras.config``, ``mmd_keras.launch``) must parse flags and print
+The command line (``mmd_keras.app.config``, ``mmd_keras.launch``) must parse flags and print
 ``--help`` without importing TensorFlow (12-17 s). The registries themselves live in modules
 that need it (``losses``, ``kernels``, ``networks``, ``distribute``, ``models``, ``rng``), so
 their names are copied here by a program, never by hand; ``tests/test_choices.py`` regenerates

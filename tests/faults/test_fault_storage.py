@@ -39,7 +39,8 @@ def test_disk_full_is_a_message_naming_the_path_and_old_checkpoints_survive(tmp_
 _RAM_RUN = """
 import json, sys
 import numpy as np, tensorflow as tf
-from mmd_keras import launch, training
+from mmd_keras import training
+from mmd_keras.app import launch
 flags = json.loads(sys.argv[1])
 root = "ram://faults"
 common = ["prog", *flags, f"--workdir={root}/run", f"--export_dir={root}/models"]

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from mmd_keras import config as config_lib
+from mmd_keras.app import config as config_lib
 from mmd_keras.evaluation import weights as weights_lib
 
 Plan = collections.namedtuple("Plan", "extractor reference held_out floor")
@@ -59,7 +59,7 @@ def real_images(config, split):
         return datasets.mnist_images(split, config.data_dir or None)[0][:10_000]
     if plan(config).held_out:
         return datasets.digits_images(split, config.image_size)[0]
-    from mmd_keras.runner import build
+    from mmd_keras.app.runner import build
 
     batches = [batch.numpy() for batch in build.build_dataset(config).take(
         -(-config.eval_num_samples // config.batch_size))]

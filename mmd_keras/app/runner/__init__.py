@@ -1,4 +1,4 @@
-"""Runs a :class:`mmd_keras.config.RunConfig`: the body of ``mmd-keras`` / ``python -m mmd_keras.launch``.
+"""Runs a :class:`mmd_keras.app.config.RunConfig`: the body of ``mmd-keras`` / ``python -m mmd_keras.launch``.
 
 :func:`run` is the story of a run, one named step per line: strategy → preflight (checks and
 the networks and loss, built once, writing nothing) → lock → build → restore → fit → report.
@@ -6,15 +6,15 @@ Nothing is written before preflight has passed, and a failure before ``fit`` lea
 workdir as it was. :func:`dry_run` is preflight without opening the data, strategy or lock.
 
 Failure behaviour (docs/operations.md; tests/faults/): the lock is ``flock`` locally
-and a heartbeat lease on gs:// and other ``tf.io.gfile`` paths (:mod:`mmd_keras.workdir_lock`);
+and a heartbeat lease on gs:// and other ``tf.io.gfile`` paths (:mod:`mmd_keras.app.workdir_lock`);
 the restore trusts no state file and skips unreadable or non-finite checkpoints, and no save
 writes a non-finite weight (:mod:`mmd_keras.checkpointing`); SIGTERM/SIGINT checkpoint the
-current step and exit 42 (:mod:`mmd_keras.preemption`); a failed write is one ``error:`` line
+current step and exit 42 (:mod:`mmd_keras.app.preemption`); a failed write is one ``error:`` line
 and exit 1. Every path goes through :mod:`mmd_keras.fileio` (local, ``gs://``, ``ram://``).
 
-Modules: :mod:`~mmd_keras.runner.checks` (preflight), :mod:`~mmd_keras.runner.workdir` (lock,
-``flags.cfg``/``run.json``), :mod:`~mmd_keras.runner.build` (strategy, data, model,
-checkpoints, callbacks), :mod:`~mmd_keras.runner.evaluation` (the per-dataset evaluation plan)
+Modules: :mod:`~mmd_keras.app.runner.checks` (preflight), :mod:`~mmd_keras.app.runner.workdir` (lock,
+``flags.cfg``/``run.json``), :mod:`~mmd_keras.app.runner.build` (strategy, data, model,
+checkpoints, callbacks), :mod:`~mmd_keras.app.runner.evaluation` (the per-dataset evaluation plan)
 and, here, the story and what the run prints at the end.
 """
 
@@ -25,20 +25,21 @@ import os
 import sys
 import time
 
-from mmd_keras import config as config_lib
-from mmd_keras import fileio, performance, workdir_lock
-from mmd_keras.config import ConfigError
-from mmd_keras.preemption import EXIT_PREEMPTED
-from mmd_keras.runner import build, checks, evaluation, workdir
-from mmd_keras.runner.build import build_dataset, build_model, fit_plan
-from mmd_keras.runner.checks import (RUN_FILE, build_loss, check_eval_weights, check_workdir,
+from mmd_keras.app import config as config_lib
+from mmd_keras import fileio, performance
+from mmd_keras.app import workdir_lock
+from mmd_keras.app.config import ConfigError
+from mmd_keras.app.preemption import EXIT_PREEMPTED
+from mmd_keras.app.runner import build, checks, evaluation, workdir
+from mmd_keras.app.runner.build import build_dataset, build_model, fit_plan
+from mmd_keras.app.runner.checks import (RUN_FILE, build_loss, check_eval_weights, check_workdir,
                                      loss_params, networks_kwargs, preflight)
-from mmd_keras.runner.workdir import FLAGS_FILE, LOCK_FILE, WorkdirLock, worker_config
+from mmd_keras.app.runner.workdir import FLAGS_FILE, LOCK_FILE, WorkdirLock, worker_config
 
 #: Exit codes of a run: 0 done; 1 stopped on a non-finite loss or weight, a write failed
 #: (disk full, read-only, quota), or ``--collapse_recovery`` gave up (a collapse after
 #: ``--collapse_max_recoveries`` recoveries) — the message names it and every checkpoint
-#: written before is intact; 42 (:data:`mmd_keras.preemption.EXIT_PREEMPTED`) stopped by SIGTERM/SIGINT after
+#: written before is intact; 42 (:data:`mmd_keras.app.preemption.EXIT_PREEMPTED`) stopped by SIGTERM/SIGINT after
 #: checkpointing the current step: rerun the same command to resume. (2, bad input, is the
 #: launcher's: a ConfigError raised before anything is written.)
 EXIT_OK, EXIT_NON_FINITE = 0, 1
@@ -81,7 +82,7 @@ def run(config, argv=None, print_fn=print, strategy=None):
     """
     import tensorflow as tf
 
-    from mmd_keras import preemption
+    from mmd_keras.app import preemption
 
     config = worker_config(config)
     strategy = strategy or build.create_strategy(config)

@@ -3,18 +3,18 @@
 The networks and the loss are built here, once, by the library's own builders: their
 validation is the check (no second rule table). A builder's :class:`mmd_keras.errors.ArgumentError`
 names its argument and owner; :func:`flag_for` maps it to the flag, so the error names what the
-user typed. Everything raises :class:`mmd_keras.config.ConfigError` (exit code 2).
+user typed. Everything raises :class:`mmd_keras.app.config.ConfigError` (exit code 2).
 """
 
 import dataclasses
 import json
 import os
 
-from mmd_keras import config as config_lib
+from mmd_keras.app import config as config_lib
 from mmd_keras import fileio
-from mmd_keras.config import ConfigError
+from mmd_keras.app.config import ConfigError
 from mmd_keras.errors import ArgumentError
-from mmd_keras.runner import evaluation as evaluation_lib
+from mmd_keras.app.runner import evaluation as evaluation_lib
 
 RUN_FILE = "run.json"
 
@@ -57,7 +57,7 @@ def check_workdir(config):
     """Raises ConfigError if the workdir or export folder cannot be used (symbolic-link loop,
     a file in the way, read-only or unwritable: :func:`mmd_keras.fileio.check_directory`), or
     the workdir holds a checkpoint written with different
-    :data:`mmd_keras.config.IDENTITY_FIELDS` (``run.json``). Writes nothing."""
+    :data:`mmd_keras.app.config.IDENTITY_FIELDS` (``run.json``). Writes nothing."""
     fileio.check_directory("workdir", config.workdir)
     if config.export:
         fileio.check_directory("export_dir", config.export_dir)
@@ -218,7 +218,7 @@ def check_collapse_recovery(config, loss):
 
 def check_dataset(config):
     """Opens the training stream once; ConfigError naming ``--data_dir``/``--dataset``."""
-    from mmd_keras.runner import build
+    from mmd_keras.app.runner import build
 
     try:
         build.build_dataset(config)

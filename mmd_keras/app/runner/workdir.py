@@ -10,10 +10,11 @@ import os
 import shlex
 import uuid
 
-from mmd_keras import config as config_lib
-from mmd_keras import fileio, workdir_lock
-from mmd_keras.config import ConfigError
-from mmd_keras.runner.checks import RUN_FILE
+from mmd_keras.app import config as config_lib
+from mmd_keras import fileio
+from mmd_keras.app import workdir_lock
+from mmd_keras.app.config import ConfigError
+from mmd_keras.app.runner.checks import RUN_FILE
 
 FLAGS_FILE = "flags.cfg"
 LOCK_FILE = workdir_lock.LOCK_FILE
@@ -21,7 +22,7 @@ LOCK_FILE = workdir_lock.LOCK_FILE
 LEARNING_RATE_FLAGS = ("generator_lr", "critic_lr")
 
 
-#: The lock of local workdirs (kept under its old name; :func:`mmd_keras.workdir_lock.acquire`
+#: The lock of local workdirs (kept under its old name; :func:`mmd_keras.app.workdir_lock.acquire`
 #: picks the heartbeat lease for gs:// and other gfile paths).
 WorkdirLock = workdir_lock.FlockLock
 
@@ -43,7 +44,7 @@ def write_run_files(config, argv, replicas, run_id=None):
     ``run.json`` holds the checkpoint identity, the replicas, the run id (:func:`run_id_of`: kept
     across resumes, so that the run's exports stay its own) and the learning-rate flags this
     invocation ran with (the resume rule of
-    :func:`mmd_keras.runner.build.apply_learning_rates` compares against them).
+    :func:`mmd_keras.app.runner.build.apply_learning_rates` compares against them).
     """
     workdir = fileio.absolute(config.workdir)
     flags_path = fileio.join(workdir, FLAGS_FILE)

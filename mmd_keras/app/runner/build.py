@@ -6,8 +6,8 @@ import dataclasses
 import os
 import sys
 
-from mmd_keras import config as config_lib
-from mmd_keras.config import ConfigError
+from mmd_keras.app import config as config_lib
+from mmd_keras.app.config import ConfigError
 
 #: The events of ``--collapse_recovery`` (:meth:`mmd_keras.collapse.CollapseRecovery.to_json`).
 COLLAPSE_FILE = "collapse_recovery.json"
@@ -88,11 +88,11 @@ def fit_plan(start_step, total_steps, steps_per_epoch):
 
 def build_model(config, parts=None):
     """The compiled MMDGAN (Adam with the config's betas, optimizers built) around the
-    networks and loss of ``parts`` (:class:`mmd_keras.runner.checks.Parts`; built when None)."""
+    networks and loss of ``parts`` (:class:`mmd_keras.app.runner.checks.Parts`; built when None)."""
     import keras
 
     from mmd_keras import models
-    from mmd_keras.runner import checks
+    from mmd_keras.app.runner import checks
 
     if parts is None:
         generator, critic = checks.build_networks(config)
@@ -212,7 +212,7 @@ def build_callbacks(config, model, checkpoints, paths, writer, evaluation, print
     """``(callbacks, guard, samples, recovery)``: guard, collapse recovery (``recovery``, None
     without ``--collapse_recovery``), evaluation, saver (checks the weights finite before each
     save), sample grids, scalars, console, stop at ``--steps``, and ``stop`` (the
-    :class:`mmd_keras.preemption.PreemptionHandler`). Call after :func:`restore`.
+    :class:`mmd_keras.app.preemption.PreemptionHandler`). Call after :func:`restore`.
 
     The evaluation callback's ``on_new_best`` saves through the saver made here.
     """

@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 
-from mmd_keras.config import ConfigError
+from mmd_keras.app.config import ConfigError
 from mmd_keras.fileio import is_local
 
 LOCK_FILE = ".lock"

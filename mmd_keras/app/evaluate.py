@@ -1,4 +1,4 @@
-r"""Score generated images against a reference: ``python -m mmd_keras.evaluate``.
+r"""Score generated images against a reference: ``python -m mmd_keras.evaluation``.
 
 Samples and references can each be
 
@@ -17,13 +17,13 @@ Samples and references can each be
 Paper 1's MNIST scores (Bińkowski et al. 2018, §5): LeNet features, 100,000 generated images
 against the test set, KID from 100 subsets of 1,000, FID and IS from 10 bootstrap resamplings::
 
-    python -m mmd_keras.evaluate --samples=RUN/export --num_samples=100000 --reference=mnist \
+    python -m mmd_keras.evaluation --samples=RUN/export --num_samples=100000 --reference=mnist \
         --data_dir=DIR --extractor=lenet --protocol=paper1 --output=scores.json
 
 Example, on the model the default ``python -m mmd_keras.launch`` run exports to
 ``saved_models/digits``::
 
-    python -m mmd_keras.evaluate --samples=saved_models/digits --reference=digits \
+    python -m mmd_keras.evaluation --samples=saved_models/digits --reference=digits \
         --extractor=digits --num_samples=1000 --output=scores.json
 
 It prints the scores and writes JSON with every parameter used (extractor and its weights,
@@ -52,11 +52,11 @@ from absl import flags
 
 import numpy as np
 
-from mmd_keras import _help
+from mmd_keras.app import _help
 from mmd_keras.evaluation import kid as kid_lib
 from mmd_keras.evaluation import weights as weights_lib
 
-PROGRAM = "python -m mmd_keras.evaluate"
+PROGRAM = "python -m mmd_keras.evaluation"
 METRICS = ("kid", "fid", "is")
 EXIT_BAD_INPUT = 2
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -496,6 +496,3 @@ def main(argv=None):
     print(f"wrote {args.output}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
