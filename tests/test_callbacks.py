@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from mmd_keras import callbacks as cb
 from mmd_keras import training
+from mmd_keras.app import workdir_lock
 from mmd_keras.app.config import ConfigError
 
 
@@ -300,12 +301,12 @@ def test_fit_plan_resumes_mid_epoch(start, total, per_epoch, plan):
 
 def test_workdir_lock_refuses_a_second_holder(tmp_path):
     workdir = str(tmp_path / "run")
-    first = training.WorkdirLock(workdir).acquire()
+    first = workdir_lock.FlockLock(workdir).acquire()
     with pytest.raises(ConfigError) as info:
-        training.WorkdirLock(workdir).acquire()
+        workdir_lock.FlockLock(workdir).acquire()
     assert info.value.flag == "workdir" and f"pid {os.getpid()}" in str(info.value)
     first.release()
-    second = training.WorkdirLock(workdir).acquire()
+    second = workdir_lock.FlockLock(workdir).acquire()
     second.release(remove_if_created=True)
     assert os.path.exists(workdir)  # Created by the first holder, not by the second.
 

@@ -217,7 +217,7 @@ def test_missing_output_folder_and_bad_numbers_fail_up_front_in_the_real_tool(tm
     for argv, flag in [
         (["--samples", str(samples), "--output", str(tmp_path / "missing" / "o.json")],
          "--output"),
-        (["--samples", str(samples), "--output", str(tmp_path / "o.json"), "--num-samples",
+        (["--samples", str(samples), "--output", str(tmp_path / "o.json"), "--num_samples",
           "0"], "--num_samples"),
     ]:
         start = time.time()
@@ -275,10 +275,13 @@ def test_missing_fid_weights_error_says_how_to_get_them(tmp_path, monkeypatch, c
     assert err.index("`python -m mmd_keras.tools.fid_weights`") < err.index("convert_fid_inception")
 
 
-def test_old_dash_spellings_are_aliases(tmp_path):
+def test_flags_have_one_spelling(tmp_path):
+    """``--snake_case`` only: a ``--dash-case`` spelling is an unknown flag, named."""
     flag_values = cli.parse(["--samples=digits", f"--output={tmp_path / 'o.json'}",
-                             "--kid-subsets", "7", "--num-samples=12", "--cache-dir", "c"])
+                             "--kid_subsets", "7", "--num_samples=12", "--cache_dir", "c"])
     assert (flag_values.kid_subsets, flag_values.num_samples, flag_values.cache_dir) == (7, 12, "c")
+    with pytest.raises(ValueError, match="num-samples"):
+        cli.parse(["--samples=digits", f"--output={tmp_path / 'o.json'}", "--num-samples=12"])
 
 
 @pytest.mark.slow

@@ -263,7 +263,7 @@ def test_steps_per_execution_through_the_launcher_matches_one_step_per_call(smok
 
 def test_locked_workdir_refuses_a_second_run(tmp_path, capsys):
     workdir = tmp_path / "busy"
-    lock = training.WorkdirLock(str(workdir)).acquire()  # Stands for a run in progress.
+    lock = workdir_lock.FlockLock(str(workdir)).acquire()  # Stands for a run in progress.
     try:
         before = _snapshot(workdir)
         assert launch.main(["prog", f"--flagfile={SMOKE}", f"--workdir={workdir}"]) == 2

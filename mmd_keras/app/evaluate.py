@@ -36,8 +36,7 @@ Inception graph with ``python -m mmd_keras.tools.fid_weights`` (or converted fro
 which writes ``$MMD_KERAS_CACHE/fid_inception.npz`` (else ``~/.cache/mmd_keras/``), where
 this command looks when ``--weights`` is not given.
 
-Flags are absl's ``--snake_case`` (the launcher's style); the older ``--dash-case`` spellings
-are accepted as aliases. Exit status 0, or 2 with an ``error:`` line and nothing computed or
+Flags are absl's ``--snake_case`` (the launcher's style). Exit status 0, or 2 with an ``error:`` line and nothing computed or
 written on bad input (flags are checked before TensorFlow is imported).
 """
 
@@ -124,17 +123,6 @@ FLAGS = flags.FlagValues()
 _define_flags(FLAGS)
 
 
-def _canonical(argv):
-    """Maps the old ``--dash-case`` spellings to the flags' ``--snake_case`` names."""
-    out = []
-    for arg in argv:
-        if arg.startswith("--") and "-" in arg[2:].split("=", 1)[0]:
-            name, sep, value = arg[2:].partition("=")
-            arg = "--" + name.replace("-", "_") + sep + value
-        out.append(arg)
-    return out
-
-
 #: Sections of ``--help``, in order, and their flags (every flag in exactly one).
 HELP_SECTIONS = {
     "inputs": ("samples", "reference", "num_samples", "num_reference", "data_dir", "seed",
@@ -159,8 +147,7 @@ def _default(flag):
 def usage():
     """The ``--help`` text: usage, what the command does (the module docstring as plain text),
     then every flag by section with its default, help and accepted values."""
-    lines = [f"usage: {PROGRAM} --samples=SOURCE --output=FILE.json [--flag=value ...]",
-             "       (python -m mmd_keras.evaluation is the same program)", "",
+    lines = [f"usage: {PROGRAM} --samples=SOURCE --output=FILE.json [--flag=value ...]", "",
              _help.plain(__doc__).strip()]
     listed = [name for names in HELP_SECTIONS.values() for name in names]
     assert sorted(listed) == sorted(FLAGS), set(listed) ^ set(FLAGS)
@@ -185,7 +172,7 @@ def parse(argv):
         ValueError: an unknown flag, a bad value, or an unusable ``--output``/``--weights``;
             the message names the flag.
     """
-    argv = _canonical(list(argv))
+    argv = list(argv)
     if any(arg in ("-h", "--help", "--helpfull", "-help", "--helpshort") for arg in argv):
         print(usage())
         return None

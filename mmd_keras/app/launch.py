@@ -40,9 +40,9 @@ from absl import flags
 
 from mmd_keras.app import _help
 from mmd_keras.app import config as config_lib
+from mmd_keras.app.errors import EXIT_BAD_INPUT
 
 FLAGS = flags.FlagValues()
-EXIT_BAD_INPUT = 2
 HELP_FLAGS = ("-h", "-help", "--help", "--helpfull", "--helpshort", "-?")
 #: Section order of ``--help`` (the ``group`` of each RunConfig field).
 SECTIONS = ("run", "data", "networks", "loss", "training", "evaluation", "outputs",

@@ -34,7 +34,7 @@ from mmd_keras.app.runner import build, checks, evaluation, workdir
 from mmd_keras.app.runner.build import build_dataset, build_model, fit_plan
 from mmd_keras.app.runner.checks import (RUN_FILE, build_loss, check_eval_weights, check_workdir,
                                      loss_params, networks_kwargs, preflight)
-from mmd_keras.app.runner.workdir import FLAGS_FILE, LOCK_FILE, WorkdirLock, worker_config
+from mmd_keras.app.runner.workdir import FLAGS_FILE, LOCK_FILE, worker_config
 
 #: Exit codes of a run: 0 done; 1 stopped on a non-finite loss or weight, a write failed
 #: (disk full, read-only, quota), or ``--collapse_recovery`` gave up (a collapse after
@@ -348,5 +348,5 @@ def dry_run(config, stdout=None):
 
 __all__ = ["run", "dry_run", "preflight", "ConfigError", "check_workdir", "check_eval_weights", "build_loss",
            "build_model", "build_dataset", "fit_plan", "loss_params", "networks_kwargs",
-           "worker_config", "WorkdirLock", "RUN_FILE", "FLAGS_FILE", "LOCK_FILE", "EXIT_OK",
+           "worker_config", "RUN_FILE", "FLAGS_FILE", "LOCK_FILE", "EXIT_OK",
            "EXIT_NON_FINITE", "EXIT_PREEMPTED"]

@@ -7,7 +7,9 @@ import os
 import sys
 
 from mmd_keras.app import config as config_lib
+from mmd_keras.app import errors
 from mmd_keras.app.config import ConfigError
+from mmd_keras.errors import CheckpointError
 
 #: The events of ``--collapse_recovery`` (:meth:`mmd_keras.collapse.CollapseRecovery.to_json`).
 COLLAPSE_FILE = "collapse_recovery.json"
@@ -152,8 +154,9 @@ def restore(checkpoints, config, model, print_fn=print):
     try:
         checkpoints.manager, path = checkpointing.open_checkpoints(
             checkpoints.checkpoint, checkpoints.directory, config.keep_checkpoints, print_fn)
-    except ConfigError:
-        raise
+    except CheckpointError as error:
+        raise errors.config_error(error, config, "workdir", "to hold no checkpoint or a usable "
+                                  "one") from None
     except (AssertionError, ValueError) as error:
         flag, detail = checkpointing.describe_mismatch(error, model.generator, config.latent_dim)
         raise ConfigError(flag, f"Expected `--{flag}` to fit the checkpoint in `--workdir="

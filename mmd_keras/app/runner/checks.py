@@ -2,7 +2,7 @@
 
 The networks and the loss are built here, once, by the library's own builders: their
 validation is the check (no second rule table). A builder's :class:`mmd_keras.errors.ArgumentError`
-names its argument and owner; :func:`flag_for` maps it to the flag, so the error names what the
+names its argument and owner; :func:`mmd_keras.app.errors.flag_for` maps it to the flag, so the error names what the
 user typed. Everything raises :class:`mmd_keras.app.config.ConfigError` (exit code 2).
 """
 
@@ -13,34 +13,10 @@ import os
 from mmd_keras.app import config as config_lib
 from mmd_keras import fileio
 from mmd_keras.app.config import ConfigError
-from mmd_keras.errors import ArgumentError
+from mmd_keras.app import errors
 from mmd_keras.app.runner import evaluation as evaluation_lib
 
 RUN_FILE = "run.json"
-
-# (owner, argument) -> flag; owner None matches any owner.
-_FLAGS = {
-    (None, "image_size"): "image_size", (None, "channels"): "dataset",
-    (None, "output_dim"): "critic_output_dim", (None, "latent_dim"): "latent_dim",
-    (None, "sn_mode"): "sn_mode", (None, "learned_gain"): "learned_gain",
-    (None, "batch_norm"): "synchronized_bn", (None, "arch"): "architecture",
-    ("generator", "widths"): "generator_widths", ("critic", "widths"): "critic_widths",
-    (None, "sigmas"): "kernel_sigmas", (None, "alphas"): "kernel_alphas",
-    (None, "kernel"): "kernel", (None, "loss"): "loss",
-}
-
-
-def flag_for(error, default):
-    """The flag of an :class:`ArgumentError` (by owner and argument), else ``default``."""
-    if not isinstance(error, ArgumentError):
-        return default
-    for key in ((error.owner, error.argument), (None, error.argument)):
-        if key in _FLAGS:
-            return _FLAGS[key]
-    if error.owner == "loss":
-        return "loss_params"
-    return default
-
 
 @dataclasses.dataclass
 class Parts:
@@ -53,14 +29,22 @@ class Parts:
 
 # --- paths --------------------------------------------------------------------------------------
 
+def check_directory(flag, path):
+    """Raises ConfigError naming ``--<flag>`` when :func:`mmd_keras.fileio.directory_problem`
+    finds one (symbolic-link loop, a file in the way, read-only or unwritable)."""
+    problem = fileio.directory_problem(path)
+    if problem is not None:
+        raise ConfigError(flag, f"Expected `--{flag}` to be a writable directory (or "
+                          f"creatable); {problem}. Received: `--{flag}={path}`")
+
+
 def check_workdir(config):
-    """Raises ConfigError if the workdir or export folder cannot be used (symbolic-link loop,
-    a file in the way, read-only or unwritable: :func:`mmd_keras.fileio.check_directory`), or
+    """Raises ConfigError if the workdir or export folder cannot be used (:func:`check_directory`), or
     the workdir holds a checkpoint written with different
     :data:`mmd_keras.app.config.IDENTITY_FIELDS` (``run.json``). Writes nothing."""
-    fileio.check_directory("workdir", config.workdir)
+    check_directory("workdir", config.workdir)
     if config.export:
-        fileio.check_directory("export_dir", config.export_dir)
+        check_directory("export_dir", config.export_dir)
     saved = read_run_record(config.workdir).get("identity", {})
     for name, value in config_lib.identity(config).items():
         if name in saved and saved[name] != value:
@@ -149,10 +133,8 @@ def build_networks(config):
         generator = networks.build_generator(config.architecture, **generator_kwargs)
         critic = networks.build_critic(config.architecture, **critic_kwargs)
     except ValueError as error:
-        flag = flag_for(error, "architecture")
-        raise ConfigError(flag, f"Expected `--{flag}` that `--architecture="
-                          f"{config.architecture}` can build ({error}). Received: `--{flag}="
-                          f"{config_lib.format_value(getattr(config, flag))}`") from None
+        raise errors.config_error(error, config, "architecture", "that `--architecture="
+                                  f"{config.architecture}` can build") from None
     return generator, critic
 
 
@@ -170,11 +152,11 @@ def loss_params(config):
         try:
             params["kernel"] = kernels.get(config.kernel, **kernel_params)
         except ValueError as error:
-            flag = flag_for(error, "kernel_params")
+            flag = errors.flag_for(error, "kernel_params")
+            # The kernel's keywords other than its sigmas/alphas come from --kernel_params.
             flag = "kernel_params" if flag in ("loss_params", "kernel") else flag
-            raise ConfigError(flag, f"Expected `--{flag}` that `--kernel={config.kernel}` "
-                              f"accepts ({error}). Received: `--{flag}="
-                              f"{config_lib.format_value(getattr(config, flag))}`") from None
+            raise errors.bad_value(config, flag, f"that `--kernel={config.kernel}` accepts",
+                                   error) from None
     return params
 
 
@@ -187,11 +169,9 @@ def build_loss(config):
     except ConfigError:
         raise
     except ValueError as error:
-        flag = flag_for(error, "loss_params")
         accepted = ", ".join(config_lib.LOSS_PARAMS.get(config.loss, ()))
-        raise ConfigError(flag, f"Expected `--{flag}` that `--loss={config.loss}` accepts "
-                          f"(keys: {accepted}; {error}). Received: `--{flag}="
-                          f"{config_lib.format_value(getattr(config, flag))}`") from None
+        raise errors.config_error(error, config, "loss_params", f"that `--loss={config.loss}` "
+                                  f"accepts (keys: {accepted})") from None
     required = getattr(loss, "required_output_dim", None)
     if required is not None and required != config.critic_output_dim:
         raise ConfigError("critic_output_dim", f"Expected `--critic_output_dim={required}` for "

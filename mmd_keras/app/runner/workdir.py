@@ -1,4 +1,4 @@
-"""The workdir of a run: its lock, the files that replay it, and multi-worker directories.
+"""The workdir of a run: the files that replay it, and multi-worker directories.
 
 Layout: ``flags.cfg`` (replays the run), ``run.json`` (checkpoint identity), ``.lock`` (while a
 run holds it), ``checkpoints/`` (``best/`` inside), ``samples/``, ``tensorboard/``.
@@ -20,11 +20,6 @@ FLAGS_FILE = "flags.cfg"
 LOCK_FILE = workdir_lock.LOCK_FILE
 #: Flags whose change on resume is applied to the restored optimizers (and logged).
 LEARNING_RATE_FLAGS = ("generator_lr", "critic_lr")
-
-
-#: The lock of local workdirs (kept under its old name; :func:`mmd_keras.app.workdir_lock.acquire`
-#: picks the heartbeat lease for gs:// and other gfile paths).
-WorkdirLock = workdir_lock.FlockLock
 
 
 def flags_header(config, argv):

@@ -1,0 +1,68 @@
+"""The one mapping from the library's errors to the command line's flags and exit codes.
+
+The library raises library errors that name an argument (:class:`mmd_keras.errors.ArgumentError`
+with its ``owner``, :class:`mmd_keras.errors.CheckpointError`); the command line reports every
+bad input as a :class:`mmd_keras.app.config.ConfigError` naming the flag the user typed, printed
+as one ``error:`` line with exit code :data:`EXIT_BAD_INPUT`. :func:`flag_for` is where an
+argument becomes a flag, and :func:`config_error` where a library error becomes a ConfigError.
+
+TensorFlow-free: imported by the flag parsing path.
+"""
+
+from mmd_keras.app.config import ConfigError, format_value
+from mmd_keras.errors import ArgumentError, CheckpointError
+
+#: Exit code of bad input: a flag, a combination, or a workdir the run cannot use; nothing
+#: was written. (0, 1 and 42 are the run's: :mod:`mmd_keras.app.runner`.)
+EXIT_BAD_INPUT = 2
+
+# (owner, argument) -> flag; owner None matches any owner.
+_FLAGS = {
+    (None, "image_size"): "image_size", (None, "channels"): "dataset",
+    (None, "output_dim"): "critic_output_dim", (None, "latent_dim"): "latent_dim",
+    (None, "sn_mode"): "sn_mode", (None, "learned_gain"): "learned_gain",
+    (None, "batch_norm"): "synchronized_bn", (None, "arch"): "architecture",
+    ("generator", "widths"): "generator_widths", ("critic", "widths"): "critic_widths",
+    (None, "sigmas"): "kernel_sigmas", (None, "alphas"): "kernel_alphas",
+    (None, "kernel"): "kernel", (None, "loss"): "loss",
+    # The checkpoints of a run live in its workdir.
+    (None, "directory"): "workdir",
+}
+
+
+def flag_for(error, default):
+    """The flag of a library error (by owner and argument), else ``default``.
+
+    A loss's unknown or bad keyword is one of ``--loss_params``.
+    """
+    if not isinstance(error, (ArgumentError, CheckpointError)):
+        return default
+    owner = getattr(error, "owner", None)
+    for key in ((owner, error.argument), (None, error.argument)):
+        if key in _FLAGS:
+            return _FLAGS[key]
+    if owner == "loss":
+        return "loss_params"
+    return default
+
+
+def config_error(error, config, default, expected):
+    """The ConfigError reporting library error ``error`` for ``config``: its flag is
+    :func:`flag_for` ``(error, default)``, its message :func:`bad_value`'s."""
+    return bad_value(config, flag_for(error, default), expected, error)
+
+
+def bad_value(config, flag, expected, detail):
+    """ConfigError ``Expected `--flag` <expected> (<detail>). Received: `--flag=<value>```.
+
+    Args:
+        config: the RunConfig (the received value is read from it).
+        flag: the flag at fault.
+        expected: what it should be, e.g. ``"that `--loss=mmd` accepts"``.
+        detail: why (the library's error, kept whole).
+    """
+    return ConfigError(flag, f"Expected `--{flag}` {expected} ({detail}). Received: `--{flag}="
+                             f"{format_value(getattr(config, flag))}`")
+
+
+__all__ = ["EXIT_BAD_INPUT", "flag_for", "config_error", "bad_value"]
