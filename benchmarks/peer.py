@@ -52,13 +52,12 @@ def library_joint(jit):
 
 def paper1_step(implementation="auto", jit=False):
     """(tf.function train step, real batch) of paper 1's MNIST configuration."""
-    from mmd_keras import training
-    from mmd_keras.app import launch
+    from mmd_keras.app import launch, runner
 
     config, _ = launch.parse(["peer", *PAPER1_FLAGS])
     previous = conv.set_default_implementation(implementation)  # layers resolve it at build time
     try:
-        model = training.build_model(config)
+        model = runner.build_model(config)
     finally:
         conv.set_default_implementation(previous)
     real = tf.random.stateless_uniform([64, 32, 32, 1], [0, 1], -1.0, 1.0)

@@ -259,8 +259,8 @@ def open_checkpoints(checkpoint, directory, max_to_keep, print_fn=print, restore
 
     Raises:
         CheckpointError: checkpoints exist but none is readable and finite (each listed).
-        ValueError: the usable checkpoint does not fit ``checkpoint`` (other networks); see
-            :func:`describe_mismatch`.
+        ValueError: the usable checkpoint does not fit ``checkpoint`` (other networks;
+            TensorFlow's message names the variable and both shapes).
     """
     import tensorflow as tf
 
@@ -289,26 +289,3 @@ def open_checkpoints(checkpoint, directory, max_to_keep, print_fn=print, restore
         _write_state(directory, good)
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
     return manager, restored
-
-
-_MISMATCH = re.compile(r"shape \(([\d, ]*)\) when attempting to restore variable with shape "
-                       r"\(([\d, ]*)\) and name ([^\s:]+)")
-
-
-def describe_mismatch(error, generator, latent_dim):
-    """``(argument, detail)`` blaming the argument a checkpoint/model shape mismatch points to.
-
-    A different first dimension of the generator's first kernel (the latent input) is
-    ``latent_dim``; anything else is ``architecture`` (or another network argument).
-    """
-    text = _first_line(error)
-    match = _MISMATCH.search(str(error))
-    if match and generator.weights:
-        saved = tuple(int(d) for d in match.group(1).replace(" ", "").split(",") if d)
-        wanted = tuple(int(d) for d in match.group(2).replace(" ", "").split(",") if d)
-        first = generator.weights[0]
-        if (match.group(3) == first.path and tuple(first.shape) == wanted and len(saved) == 2
-                and saved[1:] == wanted[1:] and wanted[0] == latent_dim):
-            return "latent_dim", (f"the checkpoint's generator takes latents of size {saved[0]}"
-                                  f" (written with latent_dim={saved[0]})")
-    return "architecture", text

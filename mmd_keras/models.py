@@ -42,8 +42,9 @@ import numpy as np
 import tensorflow as tf
 
 from mmd_keras import distribute, ema, model_inputs, model_state, performance, rng
+from mmd_keras.catalog import CRITIC_SCHEDULES
+from mmd_keras.errors import ArgumentError
 
-CRITIC_SCHEDULES = ("fixed", "paper2", "joint")
 PAPER2_CRITIC_STEPS, PAPER2_MAX_CRITIC_STEPS = 5, 10
 # The critic-step index of evaluation draws (training uses 0..9 and rng.GENERATOR_INDEX).
 EVALUATION_INDEX = 62
@@ -204,9 +205,9 @@ class MMDGAN(keras.Model):
         required = getattr(loss, "required_output_dim", None)
         output_dim = self.critic.outputs[0].shape[-1] if getattr(self.critic, "outputs", None) else None
         if required is not None and output_dim is not None and output_dim != required:
-            raise ValueError(f"Expected a critic with output dimension {required} for loss "
-                             f"{getattr(loss, 'name', loss)!r}. Received: critic output dimension "
-                             f"{output_dim}")
+            raise ArgumentError("output_dim", f"Expected a critic with output dimension {required} "
+                                f"for loss {getattr(loss, 'name', loss)!r}. Received: critic output "
+                                f"dimension {output_dim}", owner="critic")
         optimizers = []
         resolved = model_inputs.resolve_optimizers(generator_optimizer, critic_optimizer, optimizer)
         for opt, network in zip(resolved, (self.generator, self.critic)):

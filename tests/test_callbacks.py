@@ -9,8 +9,7 @@ import pytest
 import tensorflow as tf
 
 from mmd_keras import callbacks as cb
-from mmd_keras import training
-from mmd_keras.app import workdir_lock
+from mmd_keras.app import runner, workdir_lock
 from mmd_keras.app.config import ConfigError
 
 
@@ -294,7 +293,7 @@ def test_stop_at_step():
     (5, 6, 6, [(0, 1, 1, 5)]),
 ])
 def test_fit_plan_resumes_mid_epoch(start, total, per_epoch, plan):
-    assert training.fit_plan(start, total, per_epoch) == plan
+    assert runner.fit_plan(start, total, per_epoch) == plan
     covered = sum(n * (epochs - first) for first, epochs, n, _ in plan)
     assert covered == total - start
 
@@ -321,8 +320,8 @@ def test_digits_evaluation_reference_is_the_held_out_split_for_every_seed():
         "digits", image_size=16, batch_size=64, repeat=False, seed=5)])
     for seed in (0, 3):
         config = RunConfig(dataset="digits", image_size=16, seed=seed)
-        test = training.evaluation_images(config, "test")
-        train = training.evaluation_images(config, "train")
+        test = runner.evaluation.real_images(config, "test")
+        train = runner.evaluation.real_images(config, "train")
         assert len(test) + len(train) == 1797 and len(test) >= 300
         stream_rows = {row.tobytes() for row in train_stream}
         assert not any(row.tobytes() in stream_rows for row in test)

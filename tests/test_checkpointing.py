@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from mmd_keras import checkpointing
+from mmd_keras.app import errors
 from mmd_keras.errors import CheckpointError
 
 
@@ -158,10 +159,10 @@ def test_a_changed_latent_size_is_blamed_on_latent_dim(tmp_path):
     items = _items(_network(latent_dim=5))
     with pytest.raises(ValueError) as error:
         checkpointing.open_checkpoints(tf.train.Checkpoint(**items), str(tmp_path), 10)
-    flag, detail = checkpointing.describe_mismatch(error.value, items["generator"], 5)
+    flag, detail = errors.describe_mismatch(error.value, items["generator"], 5)
     assert flag == "latent_dim" and "size 3" in detail
     # Anything else points at the architecture.
-    flag, _ = checkpointing.describe_mismatch(ValueError("other"), items["generator"], 5)
+    flag, _ = errors.describe_mismatch(ValueError("other"), items["generator"], 5)
     assert flag == "architecture"
 
 

@@ -65,14 +65,19 @@ def test_help_lists_every_flag_by_section_and_exits_0(flag):
 
 
 def test_help_examples_of_loss_params_are_accepted():
+    """Each example parses and the loss builds with it (the loss owns its keys)."""
+    from mmd_keras import losses
+    from mmd_keras.app.runner import parts
+
     help_text = dict(config_lib.RunConfig.__dataclass_fields__)["loss_params"].metadata["help"]
     examples = re.findall(r"(\w+=[\d.]+) for (\w+)", help_text)
     assert len(examples) >= 2
     for param, loss in examples:
-        dim = 1 if loss in config_lib.SCALAR_OUTPUT_LOSSES else 16
+        dim = losses.LOSSES[loss].required_output_dim or 16
         config, _ = launch.parse(["prog", f"--loss={loss}", f"--critic_output_dim={dim}",
                                   f"--loss_params={param}"])
         assert config.parsed_loss_params()
+        assert parts.build_loss(config).name == loss
 
 
 def test_a_flag_given_twice_takes_the_last_value():

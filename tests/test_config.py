@@ -7,8 +7,7 @@ import os
 import pytest
 
 from mmd_keras.app import config as config_lib
-from mmd_keras import training
-from mmd_keras.app import launch
+from mmd_keras.app import launch, runner
 from mmd_keras.app.config import ConfigError, RunConfig
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
@@ -40,7 +39,7 @@ def test_every_config_parses_builds_and_has_a_header(name):
     assert f"--flagfile=configs/{name}.cfg" in header
     config, _ = launch.parse(["prog", f"--flagfile={path}"])
     # Networks can make the image size and the loss accepts its parameters (no data needed).
-    training.preflight(config, check_data=False)
+    runner.preflight(config, check_data=False)
 
 
 def test_every_config_file_is_listed():
@@ -87,17 +86,12 @@ def test_loss_params_are_typed():
     (dict(adam_beta2=1.0), "adam_beta2", ["[0.0, 1.0)"]),
     (dict(generator_lr=float("nan")), "generator_lr", ["finite"]),
     (dict(kernel_sigmas=()), "kernel_sigmas", ["positive"]),
-    (dict(loss="hinge", critic_output_dim=4), "critic_output_dim", ["--critic_output_dim=1"]),
     (dict(dataset="ring8"), "architecture", ["mlp"]),
     (dict(critic_steps=5), "critic_steps", ["joint"]),
     (dict(steps=10, steps_per_epoch=20), "steps_per_epoch", ["<= `--steps=10`"]),
     (dict(loss_params=("lam",)), "loss_params", ["key=value"]),
     (dict(run_name="a/b"), "run_name", ["'/'"]),
     (dict(data_dir="/data"), "data_dir", ["installed package"]),
-    # A wrong key lists the keys that loss accepts (issue 12 item 2).
-    (dict(loss_params=("gp_weight=10",)), "loss_params", ["'lam'", "'lower_bound'", "gp_weight"]),
-    (dict(loss="smmd", critic_output_dim=1, loss_params=("lam=1",)), "loss_params",
-     ["'coefficient'"]),
     # Steps and seeds live in int64 variables (issue 18 item 10).
     (dict(steps=2**63), "steps", ["2**63-1"]),
     (dict(seed=2**64), "seed", ["int64"]),
@@ -120,6 +114,28 @@ def test_validation_errors_name_the_flag(changes, flag, words):
         assert word in message
 
 
+@pytest.mark.parametrize("changes, flag, words", [
+    # One rule, one owner: the model refuses a loss of a one-output critic with more outputs.
+    (dict(loss="hinge", critic_output_dim=4), "critic_output_dim",
+     ["`--critic_output_dim=4`", "output dimension 1"]),
+    # A wrong key lists the keys that loss accepts (issue 12 item 2): the loss's own check.
+    (dict(loss_params=("gp_weight=10",)), "loss_params", ["'lam'", "'lower_bound'", "gp_weight"]),
+    (dict(loss="smmd", critic_output_dim=1, loss_params=("lam=1",)), "loss_params",
+     ["'coefficient'"]),
+])
+def test_builder_errors_name_the_flag_through_preflight(tmp_path, changes, flag, words):
+    """The networks', loss's and model's own checks, mapped to the flag by the application."""
+    config = RunConfig(workdir=str(tmp_path / "run"), **changes)  # the flags alone are fine
+    with pytest.raises(ConfigError) as info:
+        runner.preflight(config, check_data=False)
+    message = str(info.value)
+    assert info.value.flag == flag
+    assert f"`--{flag}" in message and "Received:" in message
+    for word in words:
+        assert word in message
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
 def test_config_is_frozen_and_replace_validates():
     config = RunConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -132,15 +148,15 @@ def test_config_is_frozen_and_replace_validates():
 def test_identity_check_refuses_another_architecture(tmp_path):
     workdir = tmp_path / "run"
     workdir.mkdir()
-    (workdir / training.RUN_FILE).write_text(
+    (workdir / runner.RUN_FILE).write_text(
         '{"identity": {"architecture": "dcgan_s1", "image_size": 16}}')
     with pytest.raises(ConfigError) as info:
-        training.check_workdir(RunConfig(workdir=str(workdir)))
+        runner.check_workdir(RunConfig(workdir=str(workdir)))
     assert info.value.flag == "architecture" and "dcgan_s1" in str(info.value)
     # The same identity passes.
-    (workdir / training.RUN_FILE).write_text(
+    (workdir / runner.RUN_FILE).write_text(
         '{"identity": {"architecture": "small", "image_size": 16, "critic_widths": [8]}}')
-    training.check_workdir(RunConfig(workdir=str(workdir), critic_widths=(8,)))
+    runner.check_workdir(RunConfig(workdir=str(workdir), critic_widths=(8,)))
 
 
 def test_image_channels_choose_the_image_folder_networks_and_identity():
@@ -151,29 +167,29 @@ def test_image_channels_choose_the_image_folder_networks_and_identity():
     identity = config_lib.identity
     assert identity(RunConfig(**folder)) == identity(RunConfig(**folder, image_channels=3))
     assert identity(RunConfig(**folder))["image_channels"] == 3
-    generator_kwargs, critic_kwargs = training.networks_kwargs(
+    generator_kwargs, critic_kwargs = runner.networks_kwargs(
         RunConfig(**folder, image_channels=1))
     assert generator_kwargs["channels"] == critic_kwargs["channels"] == 1
 
 
 def test_synchronized_bn_flag_reaches_the_generator():
     config, _ = launch.parse(["prog", "--synchronized_bn"])
-    generator_kwargs, critic_kwargs = training.networks_kwargs(config)
+    generator_kwargs, critic_kwargs = runner.networks_kwargs(config)
     assert generator_kwargs["batch_norm"] == "synchronized" and "batch_norm" not in critic_kwargs
     default, _ = launch.parse(["prog"])
-    assert "batch_norm" not in training.networks_kwargs(default)[0]
+    assert "batch_norm" not in runner.networks_kwargs(default)[0]
     mlp, _ = launch.parse(["prog", "--synchronized_bn", "--architecture=mlp", "--dataset=ring8"])
-    assert "batch_norm" not in training.networks_kwargs(mlp)[0]  # the MLP has no batch norm
+    assert "batch_norm" not in runner.networks_kwargs(mlp)[0]  # the MLP has no batch norm
 
 
 def test_multi_worker_processes_get_their_own_workdir():
     base, _ = launch.parse(["prog", "--strategy=multi_worker", "--workdir=/tmp/mw"])
     cluster = '"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}'
-    chief = training.worker_config(base, '{%s, "task": {"type": "worker", "index": 0}}' % cluster)
+    chief = runner.worker_config(base, '{%s, "task": {"type": "worker", "index": 0}}' % cluster)
     assert chief == base
-    other = training.worker_config(base, '{%s, "task": {"type": "worker", "index": 1}}' % cluster)
+    other = runner.worker_config(base, '{%s, "task": {"type": "worker", "index": 1}}' % cluster)
     assert other.workdir == "/tmp/mw/.worker_1" and other.export is False
     with_chief = '{"cluster": {"chief": ["h:1"], "worker": ["h:2"]}, "task": {"type": "worker", "index": 0}}'
-    assert training.worker_config(base, with_chief).workdir == "/tmp/mw/.worker_0"
+    assert runner.worker_config(base, with_chief).workdir == "/tmp/mw/.worker_0"
     single, _ = launch.parse(["prog", "--workdir=/tmp/mw"])
-    assert training.worker_config(single, '{%s, "task": {"type": "worker", "index": 1}}' % cluster) == single
+    assert runner.worker_config(single, '{%s, "task": {"type": "worker", "index": 1}}' % cluster) == single

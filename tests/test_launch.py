@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmd_keras import training
-from mmd_keras.app import launch, workdir_lock
+from mmd_keras.app import launch, runner, workdir_lock
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SMOKE = os.path.join(REPO, "configs", "smoke.cfg")
@@ -46,7 +45,7 @@ def _bad_cases(tmp):
     empty.mkdir()
     foreign = tmp / "foreign"
     foreign.mkdir()
-    (foreign / training.RUN_FILE).write_text('{"identity": {"architecture": "dcgan_s1"}}')
+    (foreign / runner.RUN_FILE).write_text('{"identity": {"architecture": "dcgan_s1"}}')
     (foreign / "checkpoints").mkdir()
     (foreign / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
     return [
@@ -197,7 +196,7 @@ def test_smoke_run_end_to_end(smoke_run):
     assert any(name.startswith("events") for name in os.listdir(workdir / "tensorboard"))
     # The SavedModel reproduces the generator restored from the final checkpoint.
     config = replayed
-    model = training.build_model(config)
+    model = runner.build_model(config)
     tf.train.Checkpoint(**model.checkpoint_items()).restore(
         str(workdir / "checkpoints" / "ckpt-24")).assert_existing_objects_matched()
     assert int(model.step.numpy()) == 24
@@ -244,7 +243,7 @@ def test_steps_per_execution_through_the_launcher_matches_one_step_per_call(smok
     run: checkpoints at the same steps, final weights equal to one step per call."""
     from mmd_keras.app.config import RunConfig
 
-    assert training.build_model(RunConfig(steps_per_execution=2)).steps_per_execution == 2
+    assert runner.build_model(RunConfig(steps_per_execution=2)).steps_per_execution == 2
     reference, _ = smoke_run
     workdir = tmp_path / "spe"
     result = _launch(*SMOKE_FLAGS, "--steps_per_execution=2",
@@ -277,15 +276,13 @@ def test_locked_workdir_refuses_a_second_run(tmp_path, capsys):
 @pytest.mark.slow
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
         tmp_path, capsys, monkeypatch):
-    original = training.build_dataset
+    original = runner.build_dataset
 
     def poisoned(config, start_step=0, split=None, replicas=1, training=False):
         # Batches from generator step 6 on (index 5) are NaN: a bad-data failure.
         dataset = original(config, start_step, split, replicas, training=training)
         return dataset.enumerate(start_step).map(
             lambda i, x: tf.where(i >= 5, tf.fill(tf.shape(x), float("nan")), x))
-
-    from mmd_keras.app import runner
 
     monkeypatch.setattr(runner, "build_dataset", poisoned)
     monkeypatch.chdir(tmp_path)  # the default --export_dir=saved_models is relative
@@ -338,7 +335,7 @@ def test_finished_and_refused_runs_leave_no_lock_file(tmp_path):
     # checkpoint after the lock was taken: neither leaves anything behind.
     for lose_record in (False, True):
         if lose_record:
-            (workdir / training.RUN_FILE).unlink()
+            (workdir / runner.RUN_FILE).unlink()
         before = _snapshot(workdir)
         result = _launch(*flags, "--steps=4", "--latent_dim=16", cwd=tmp_path)
         assert result.returncode == 2, result.stderr[-2000:]

@@ -83,11 +83,11 @@ def test_legacy_constant_diagonal_through_losses_get(rng):
 
 
 def _config_loss(path):
-    from mmd_keras import training
+    from mmd_keras.app import runner
     from mmd_keras.app import launch
 
     config, _ = launch.parse(["prog", f"--flagfile={path}"])
-    return losses.get(config.loss, **training.loss_params(config))
+    return losses.get(config.loss, **runner.loss_params(config))
 
 
 # ---- issue 14 item 4: paper 3's configs use its U-statistic (App. A.3, Eq. S4) -------------------

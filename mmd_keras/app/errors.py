@@ -9,6 +9,8 @@ argument becomes a flag, and :func:`config_error` where a library error becomes 
 TensorFlow-free: imported by the flag parsing path.
 """
 
+import re
+
 from mmd_keras.app.config import ConfigError, format_value
 from mmd_keras.errors import ArgumentError, CheckpointError
 
@@ -65,4 +67,28 @@ def bad_value(config, flag, expected, detail):
                              f"{format_value(getattr(config, flag))}`")
 
 
-__all__ = ["EXIT_BAD_INPUT", "flag_for", "config_error", "bad_value"]
+_MISMATCH = re.compile(r"shape \(([\d, ]*)\) when attempting to restore variable with shape "
+                       r"\(([\d, ]*)\) and name ([^\s:]+)")
+
+
+def describe_mismatch(error, generator, latent_dim):
+    """``(flag, detail)`` blaming the flag a checkpoint/model shape mismatch (TensorFlow's
+    restore error ``error``) points to.
+
+    A different first dimension of the generator's first kernel (the latent input) is
+    ``--latent_dim``; anything else is ``--architecture`` (or another network flag).
+    """
+    text = (getattr(error, "message", None) or str(error) or type(error).__name__)
+    match = _MISMATCH.search(str(error))
+    if match and generator.weights:
+        saved = tuple(int(d) for d in match.group(1).replace(" ", "").split(",") if d)
+        wanted = tuple(int(d) for d in match.group(2).replace(" ", "").split(",") if d)
+        first = generator.weights[0]
+        if (match.group(3) == first.path and tuple(first.shape) == wanted and len(saved) == 2
+                and saved[1:] == wanted[1:] and wanted[0] == latent_dim):
+            return "latent_dim", (f"the checkpoint's generator takes latents of size {saved[0]}"
+                                  f" (written with --latent_dim={saved[0]})")
+    return "architecture", text.strip().splitlines()[0][:300]
+
+
+__all__ = ["EXIT_BAD_INPUT", "flag_for", "config_error", "bad_value", "describe_mismatch"]

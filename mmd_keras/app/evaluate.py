@@ -36,8 +36,9 @@ Inception graph with ``python -m mmd_keras.tools.fid_weights`` (or converted fro
 which writes ``$MMD_KERAS_CACHE/fid_inception.npz`` (else ``~/.cache/mmd_keras/``), where
 this command looks when ``--weights`` is not given.
 
-Flags are absl's ``--snake_case`` (the launcher's style). Exit status 0, or 2 with an ``error:`` line and nothing computed or
-written on bad input (flags are checked before TensorFlow is imported).
+Flags are absl's ``--snake_case`` (the launcher's style). Exit status 0, or 2 with an
+``error:`` line and nothing computed or written on bad input (flags are checked before
+TensorFlow is imported).
 """
 
 import dataclasses
@@ -51,6 +52,8 @@ from absl import flags
 
 import numpy as np
 
+import mmd_keras
+from mmd_keras import fileio
 from mmd_keras.app import _help
 from mmd_keras.evaluation import kid as kid_lib
 from mmd_keras.evaluation import weights as weights_lib
@@ -229,9 +232,9 @@ def _saved_model_dir(path):
     export marker of ``mmd_keras.export`` (written last), only marked versions count, so an
     export that was cut short is never scored.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # after parsing: --help and flag errors stay TensorFlow-free
 
-    from mmd_keras import export
+    from mmd_keras import export  # imports TensorFlow: after parsing
 
     gfile = tf.io.gfile
     if gfile.exists(gfile.join(path, "saved_model.pb")):
@@ -245,7 +248,7 @@ def _saved_model_dir(path):
 
 
 def _generate(model_dir, num_samples, seed, batch_size):
-    import tensorflow as tf
+    import tensorflow as tf  # after parsing: --help and flag errors stay TensorFlow-free
 
     loaded = tf.saved_model.load(model_dir)
     if "sample" not in loaded.signatures:
@@ -262,7 +265,7 @@ def _generate(model_dir, num_samples, seed, batch_size):
 
 
 def _read_folder(path):
-    import tensorflow as tf
+    import tensorflow as tf  # after parsing: --help and flag errors stay TensorFlow-free
 
     names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
     if not names:
@@ -307,13 +310,13 @@ def load_images(source, num_samples=None, seed=0, batch_size=256, image_size=Non
     """
     info = {"source": source}
     if source in MNIST_SOURCES:
-        from mmd_keras import datasets
+        from mmd_keras import datasets  # imports TensorFlow: after parsing
 
         name, split = MNIST_SOURCES[source]
         images, _ = datasets.mnist_images(split, data_dir, name)
         info.update(kind="dataset", dataset=name, split=split, image_size=28)
     elif source in DIGITS_SOURCES:
-        from mmd_keras import datasets
+        from mmd_keras import datasets  # imports TensorFlow: after parsing
 
         size = image_size if image_size in (16, 32) else 32
         images, _ = datasets.digits_images(DIGITS_SOURCES[source], size)
@@ -381,7 +384,7 @@ def evaluate(samples, reference, extractor, metrics=METRICS, kid_subsets=100,
     if kid_subset_size is None:
         kid_subset_size = min(1000, len(real), len(fake))
     if protocol == "paper1":
-        from mmd_keras.evaluation import protocol as protocol_lib
+        from mmd_keras.evaluation import protocol as protocol_lib  # imports TensorFlow
 
         probabilities = extractor.probabilities(samples) if "is" in metrics else None
         scores = protocol_lib.scores_from_features(
@@ -410,7 +413,7 @@ def evaluate(samples, reference, extractor, metrics=METRICS, kid_subsets=100,
 
 
 def _make_extractor(args):
-    from mmd_keras.evaluation import extractors
+    from mmd_keras.evaluation import extractors  # imports TensorFlow: after parsing
 
     if args.extractor == "digits":
         return extractors.get("digits", cache_dir=args.cache_dir)
@@ -470,15 +473,11 @@ def main(argv=None):
     except (ValueError, OSError, RuntimeError, NotImplementedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    import mmd_keras
-
     report = {"samples": samples_info, "reference": reference_info, "seed": args.seed,
               "metrics_requested": list(metrics), "mmd_keras_version": mmd_keras.__version__,
               **result}
     for name, value in result["metrics"].items():
         print(_summary(name, value))
-    from mmd_keras import fileio
-
     fileio.atomic_write(args.output, json.dumps(report, indent=2, sort_keys=True))
     print(f"wrote {args.output}")
     return 0

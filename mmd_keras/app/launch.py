@@ -1,16 +1,17 @@
 """Command line of mmd_keras: ``mmd-keras`` = ``python -m mmd_keras.launch`` (its entry point,
 :mod:`mmd_keras.launch`, sets the TensorFlow environment and calls :func:`main`).
 
-The only module that defines or reads absl flags. One flag per :class:`mmd_keras.app.config.RunConfig`
-field (same name, same default), plus the command flags ``--config=NAME`` (a shipped config),
-``--flagfile=PATH`` (absl: a file of flags, e.g. your own config), ``--list_configs``,
-``--dry_run`` and ``--help``/``-h``/``--helpfull``. Flags are read left to right and a flag given
-twice takes its last value (absl's rule), so ``--config=smoke --steps=10`` overrides the config's
-``--steps``. With no flags it runs the offline default (``configs/digits.cfg``): MMD-rep on
-scikit-learn's digits, minutes on a CPU, no download.
+The only module that defines or reads the training flags. One flag per
+:class:`mmd_keras.app.config.RunConfig` field (same name, same default), plus the command flags
+``--config=NAME`` (a shipped config), ``--flagfile=PATH`` (absl: a file of flags, e.g. your own
+config), ``--list_configs``, ``--dry_run`` and ``--help``/``-h``/``--helpfull``. Flags are read
+left to right and a flag given twice takes its last value (absl's rule), so
+``--config=smoke --steps=10`` overrides the config's ``--steps``. With no flags it runs the
+offline default (``configs/digits.cfg``): MMD-rep on scikit-learn's digits, minutes on a CPU,
+no download.
 
 Parsing flags, ``--help`` and flag errors never import TensorFlow (the choices come from the
-generated TF-free :mod:`mmd_keras._choices`).
+library's TF-free registries, :mod:`mmd_keras.catalog` and :mod:`mmd_keras.networks`).
 
 Exit codes: 0 success; 2 bad input (unknown flag or value, incompatible combination, unusable
 workdir, workdir busy or holding another run's checkpoint) — printed as one ``error:`` line and

@@ -23,8 +23,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mmd_keras import distribute, models, networks, training  # noqa: E402
-from mmd_keras.app import launch  # noqa: E402
+from mmd_keras import distribute, models, networks  # noqa: E402
+from mmd_keras.app import launch, runner  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 strategy = distribute.create_strategy("mirrored")
@@ -90,7 +90,7 @@ config, _ = launch.parse([
 result["imagenet64"] = {k: getattr(config, k) for k in ("architecture", "loss", "sn_mode", "mmd_across_replicas", "critic_schedule", "strategy")}
 keras.utils.set_random_seed(2)
 with strategy.scope():
-    model = training.build_model(config)
+    model = runner.build_model(config)
 critic_before = [v.numpy() for v in model.critic.trainable_variables]
 history = model.fit(images(12, 16, 3).batch(config.batch_size * 3), epochs=1, verbose=0)
 variables = all_variables(model)

@@ -39,8 +39,7 @@ def test_disk_full_is_a_message_naming_the_path_and_old_checkpoints_survive(tmp_
 _RAM_RUN = """
 import json, sys
 import numpy as np, tensorflow as tf
-from mmd_keras import training
-from mmd_keras.app import launch
+from mmd_keras.app import launch, runner
 flags = json.loads(sys.argv[1])
 root = "ram://faults"
 common = ["prog", *flags, f"--workdir={root}/run", f"--export_dir={root}/models"]
@@ -50,7 +49,7 @@ for name in tf.io.gfile.listdir(f"{root}/run/checkpoints"):  # for the compariso
     tf.io.gfile.copy(f"{root}/run/checkpoints/{name}", f"{sys.argv[2]}/{name}", overwrite=True)
 model = tf.saved_model.load(f"{root}/models/run/2")  # version 1: the export at step 30
 config, _ = launch.parse(common)
-gan = training.build_model(config)
+gan = runner.build_model(config)
 tf.train.Checkpoint(**gan.checkpoint_items()).restore(
     f"{root}/run/checkpoints/ckpt-{config.steps}").expect_partial()
 latents = tf.random.stateless_uniform([4, config.latent_dim], seed=[1, 2], minval=-1, maxval=1)

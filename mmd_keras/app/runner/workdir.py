@@ -10,13 +10,13 @@ import os
 import shlex
 import uuid
 
-from mmd_keras.app import config as config_lib
 from mmd_keras import fileio
+from mmd_keras.app import config as config_lib
 from mmd_keras.app import workdir_lock
 from mmd_keras.app.config import ConfigError
-from mmd_keras.app.runner.checks import RUN_FILE
 
 FLAGS_FILE = "flags.cfg"
+RUN_FILE = "run.json"
 LOCK_FILE = workdir_lock.LOCK_FILE
 #: Flags whose change on resume is applied to the restored optimizers (and logged).
 LEARNING_RATE_FLAGS = ("generator_lr", "critic_lr")
@@ -49,6 +49,24 @@ def write_run_files(config, argv, replicas, run_id=None):
               "learning_rates": {name: getattr(config, name) for name in LEARNING_RATE_FLAGS}}
     fileio.atomic_write(fileio.join(workdir, RUN_FILE), json.dumps(record, indent=2) + "\n")
     return flags_path
+
+
+def read_run_record(workdir):
+    """The workdir's ``run.json`` as a dict (``{}`` when there is none); ConfigError naming
+    ``--workdir`` when it is not JSON."""
+    path = fileio.join(fileio.absolute(workdir), RUN_FILE)
+    text = fileio.read_text(path)
+    if text is None:
+        return {}
+    try:
+        record = json.loads(text)
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as error:
+        raise ConfigError("workdir", f"Expected {path} to be the run record this library "
+                          f"writes (JSON); it is not ({error}). Move it away to resume without "
+                          f"the identity check. Received: `--workdir={workdir}`") from None
+    return record
 
 
 def run_id_of(previous):
