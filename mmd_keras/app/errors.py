@@ -4,7 +4,9 @@ The library raises library errors that name an argument (:class:`mmd_keras.error
 with its ``owner``, :class:`mmd_keras.errors.CheckpointError`); the command line reports every
 bad input as a :class:`mmd_keras.app.config.ConfigError` naming the flag the user typed, printed
 as one ``error:`` line with exit code :data:`EXIT_BAD_INPUT`. :func:`flag_for` is where an
-argument becomes a flag, and :func:`config_error` where a library error becomes a ConfigError.
+argument becomes a flag, :func:`config_error` where a library error becomes a ConfigError, and
+:func:`describe_mismatch` where TensorFlow's refusal to restore a checkpoint into other networks
+blames a flag.
 
 TensorFlow-free: imported by the flag parsing path.
 """
@@ -14,8 +16,8 @@ import re
 from mmd_keras.app.config import ConfigError, format_value
 from mmd_keras.errors import ArgumentError, CheckpointError
 
-#: Exit code of bad input: a flag, a combination, or a workdir the run cannot use; nothing
-#: was written. (0, 1 and 42 are the run's: :mod:`mmd_keras.app.runner`.)
+#: Exit code of bad input, of both command lines: a flag, a combination, or a workdir the run
+#: cannot use; nothing was written. (0, 1 and 42 are the run's: :mod:`mmd_keras.app.runner`.)
 EXIT_BAD_INPUT = 2
 
 # (owner, argument) -> flag; owner None matches any owner.

@@ -55,12 +55,12 @@ import numpy as np
 import mmd_keras
 from mmd_keras import fileio
 from mmd_keras.app import _help
+from mmd_keras.app.errors import EXIT_BAD_INPUT
 from mmd_keras.evaluation import kid as kid_lib
 from mmd_keras.evaluation import weights as weights_lib
 
 PROGRAM = "python -m mmd_keras.evaluation"
 METRICS = ("kid", "fid", "is")
-EXIT_BAD_INPUT = 2
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 DIGITS_SOURCES = {"digits": "test", "digits:test": "test", "digits:train": "train",
                   "digits:all": "all"}

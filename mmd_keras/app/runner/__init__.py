@@ -124,7 +124,7 @@ def build_run(config, strategy, built, stop, print_fn):
     the strategy scope); nothing is written."""
     state = Run(config, strategy, _paths(config), stop)
     with strategy.scope():
-        state.model = built.model or build_model(config, built)
+        state.model = built.model if built.model is not None else build_model(config, built)
         state.writer = cb.SummaryWriter(state.paths["tensorboard"])
         state.evaluation, state.kid_floor = evaluation.build_evaluation(
             config, state.writer, None, print_fn, state.model)
