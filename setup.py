@@ -64,7 +64,7 @@ class BuildPyWithConfigs(build_py):
 #   tensorflow (one build, above): the TF backend runs everything (tf.GradientTape, tf.distribute).
 #   keras>=3           : the Model/Layer/optimizer API the library is written against.
 #   numpy              : host-side float64 statistics (relative-similarity test, metrics).
-#   absl-py            : flags of `python -m mmd_keras.launch` (the only module that reads flags).
+#   absl-py            : flags of the two command lines (`mmd_keras.app`, the only package that reads flags).
 #   tensorflow-datasets: the TFDS datasets of the papers (cifar10, celeb_a, lsun, ...).
 #   importlib_resources: tensorflow-datasets imports it on every real `tfds.load` without declaring it.
 #   scikit-learn       : ships the offline `digits` dataset and sample photos (the default run needs no download).

@@ -52,7 +52,7 @@ def library_joint(jit):
 
 def paper1_step(implementation="auto", jit=False):
     """(tf.function train step, real batch) of paper 1's MNIST configuration."""
-    from mmd_keras import launch, runner
+    from mmd_keras.app import launch, runner
 
     config, _ = launch.parse(["peer", *PAPER1_FLAGS])
     previous = conv.set_default_implementation(implementation)  # layers resolve it at build time

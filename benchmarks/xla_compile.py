@@ -37,8 +37,8 @@ def measure(config_name, flags, batch_size, image_size):
     """``{"hlo_instructions", "hlo_convolutions", "lowering_s"}`` of one case."""
     import tensorflow as tf
 
-    from mmd_keras import launch
-    from mmd_keras.runner import build
+    from mmd_keras.app import launch
+    from mmd_keras.app.runner import build
 
     config, _ = launch.parse(["xla_compile", f"--flagfile=configs/{config_name}.cfg",
                               f"--batch_size={batch_size}", f"--image_size={image_size}", "--strategy=default",

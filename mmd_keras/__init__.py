@@ -23,7 +23,7 @@ def _configured_backend():
 
     ``KERAS_BACKEND`` wins; else ``"backend"`` of ``$KERAS_HOME/keras.json`` (default
     ``~/.keras/keras.json``); else Keras's default, TensorFlow. Importing Keras here would
-    import TensorFlow (12-17 s) for ``import mmd_keras.config`` and ``launch --help``.
+    import TensorFlow (12-17 s) for ``import mmd_keras.app.config`` and ``launch --help``.
     """
     backend = _os.environ.get("KERAS_BACKEND")
     if backend is not None:

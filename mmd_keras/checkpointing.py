@@ -16,9 +16,9 @@ disk, newest first; each is read whole and checked finite before it is restored,
   the file, restart from step 0 and overwrite the old checkpoints);
 * a checkpoint that cannot be read (a truncated ``.data`` shard, a missing file) or that holds
   non-finite values is skipped with a message naming it and why; the next older one is used;
-* when checkpoints exist but none can be used, :class:`CheckpointError` (a ConfigError naming
-  ``--workdir``, exit 2) lists each with its reason: the run never restarts from step 0 on top
-  of them.
+* when checkpoints exist but none can be used, :class:`mmd_keras.errors.CheckpointError` lists
+  each with its reason (the launcher names ``--workdir`` and exits 2): the run never restarts
+  from step 0 on top of them.
 
 All paths go through ``tf.io.gfile`` (local disks, ``gs://``, ``ram://``).
 """
@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 
-from mmd_keras.config import ConfigError
+from mmd_keras.errors import CheckpointError
 
 STATE_FILE = "checkpoint"
 PREFIX = "ckpt"
@@ -42,13 +42,6 @@ INF_ALLOWED = ("best_metric",)
 def _inf_allowed(name):
     """Whether the variable ``name`` (a checkpoint key or ``<item>/<path>``) may hold +inf."""
     return name.replace("/.ATTRIBUTES/VARIABLE_VALUE", "").rstrip("/").split("/")[-1] in INF_ALLOWED
-
-
-class CheckpointError(ConfigError):
-    """No usable checkpoint where checkpoints exist (a ConfigError naming ``--workdir``)."""
-
-    def __init__(self, message):
-        super().__init__("workdir", message)
 
 
 class NonFiniteWeightsError(ValueError):
@@ -251,8 +244,8 @@ def open_checkpoints(checkpoint, directory, max_to_keep, print_fn=print, restore
 
     Raises:
         CheckpointError: checkpoints exist but none is readable and finite (each listed).
-        ValueError: the usable checkpoint does not fit ``checkpoint`` (other networks); see
-            :func:`describe_mismatch`.
+        ValueError: the usable checkpoint does not fit ``checkpoint`` (other networks;
+            TensorFlow's message names the variable and both shapes).
     """
     import tensorflow as tf
 
@@ -268,9 +261,9 @@ def open_checkpoints(checkpoint, directory, max_to_keep, print_fn=print, restore
             skipped.append((path, reason))
         if skipped and restored is None:
             raise CheckpointError(
-                f"Expected a usable checkpoint in {directory}; none is readable and finite: "
-                + "; ".join(f"{p}: {r}" for p, r in skipped) + ". Nothing was changed. Move "
-                "the folder away to start again, or use another --workdir.")
+                directory, f"Expected a usable checkpoint in {directory}; none is readable and "
+                "finite: " + "; ".join(f"{p}: {r}" for p, r in skipped) + ". Nothing was "
+                "changed. Move the folder away to start again, or use another directory.")
         for path, reason in skipped:
             print_fn(f"Skipped checkpoint {path}: {reason}.")
     if problem is not None:
@@ -281,26 +274,3 @@ def open_checkpoints(checkpoint, directory, max_to_keep, print_fn=print, restore
         _write_state(directory, good)
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
     return manager, restored
-
-
-_MISMATCH = re.compile(r"shape \(([\d, ]*)\) when attempting to restore variable with shape "
-                       r"\(([\d, ]*)\) and name ([^\s:]+)")
-
-
-def describe_mismatch(error, generator, latent_dim):
-    """``(flag, detail)`` blaming the flag a checkpoint/model shape mismatch points to.
-
-    A different first dimension of the generator's first kernel (the latent input) is
-    ``--latent_dim``; anything else is ``--architecture`` (or another network flag).
-    """
-    text = _first_line(error)
-    match = _MISMATCH.search(str(error))
-    if match and generator.weights:
-        saved = tuple(int(d) for d in match.group(1).replace(" ", "").split(",") if d)
-        wanted = tuple(int(d) for d in match.group(2).replace(" ", "").split(",") if d)
-        first = generator.weights[0]
-        if (match.group(3) == first.path and tuple(first.shape) == wanted and len(saved) == 2
-                and saved[1:] == wanted[1:] and wanted[0] == latent_dim):
-            return "latent_dim", (f"the checkpoint's generator takes latents of size {saved[0]}"
-                                  f" (written with --latent_dim={saved[0]})")
-    return "architecture", text

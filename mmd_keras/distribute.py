@@ -30,8 +30,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
-ACROSS_REPLICAS = ("block", "global")
+from mmd_keras.catalog import ACROSS_REPLICAS, STRATEGIES
 
 
 def create_strategy(name, tpu=None, devices=None):

@@ -6,10 +6,9 @@ through ``os`` (TensorFlow-free, so the launcher's checks do not import TensorFl
 file the runner writes goes through :func:`atomic_write`: a reader (TF Serving, TensorBoard,
 ``cat flags.cfg``, a resumed run) never sees a half-written file.
 
-:func:`check_directory` is the up-front check of a directory flag (``--workdir``,
-``--export_dir``): it raises :class:`mmd_keras.config.ConfigError` naming the flag for a
-symbolic-link loop, a dangling link, a file in the way, or a read-only or unwritable
-location — before anything is written.
+:func:`directory_problem` is the up-front check of a directory to write into: it describes a
+symbolic-link loop, a dangling link, a file in the way, or a read-only or unwritable location
+(the launcher names ``--workdir``/``--export_dir`` with it) — before anything is written.
 """
 
 import contextlib
@@ -165,16 +164,6 @@ def directory_problem(path):
     return None
 
 
-def check_directory(flag, path):
-    """Raises ConfigError naming ``--<flag>`` when :func:`directory_problem` finds one."""
-    from mmd_keras.config import ConfigError
-
-    problem = directory_problem(path)
-    if problem is not None:
-        raise ConfigError(flag, f"Expected `--{flag}` to be a writable directory (or "
-                          f"creatable); {problem}. Received: `--{flag}={path}`")
-
-
 def _read_only(path):
     try:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
@@ -182,5 +171,5 @@ def _read_only(path):
         return False
 
 
-__all__ = ["absolute", "atomic_write", "check_directory", "exists", "is_local", "join",
+__all__ = ["absolute", "atomic_write", "exists", "is_local", "join",
            "makedirs", "read_text"]

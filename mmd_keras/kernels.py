@@ -22,6 +22,8 @@ import math
 import keras
 import tensorflow as tf
 
+from mmd_keras import catalog
+
 _PACKAGE = "mmd_keras"
 
 PAPER1_RBF_SIGMAS = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0)
@@ -124,6 +126,7 @@ class Kernel:
     ``_diagonal(x)`` (the true ``k(x_i, x_i)``).
     """
 
+    #: The registry name (:data:`mmd_keras.catalog.KERNELS`, set on each class below).
     name = None
     #: True when k(x, y) = f(‖x − y‖²); such kernels also offer
     #: ``from_squared_distances`` so bounded variants (RBF-B) can clamp d².
@@ -219,7 +222,6 @@ class RBF(_MixtureKernel):
       weights: one weight per bandwidth (default 1 each).
     """
 
-    name = "rbf"
     _scales_name = "sigmas"
 
     def __init__(self, sigmas=PAPER1_RBF_SIGMAS, weights=None):
@@ -243,7 +245,6 @@ class RationalQuadratic(_MixtureKernel):
       weights: one weight per alpha (default 1 each).
     """
 
-    name = "rq"
     _scales_name = "alphas"
 
     def __init__(self, alphas=PAPER1_RQ_ALPHAS, weights=None):
@@ -269,7 +270,6 @@ class RationalQuadraticDot(RationalQuadratic):
       linear_coefficient: c (1 in every paper-1 script).
     """
 
-    name = "rq_dot"
     is_distance_based = False
 
     def __init__(self, alphas=PAPER1_RQ_ALPHAS, weights=None, linear_coefficient=1.0):
@@ -293,7 +293,6 @@ class RationalQuadraticDot(RationalQuadratic):
 class Dot(Kernel):
     """Linear kernel ⟨x, y⟩."""
 
-    name = "dot"
 
     def _matrix(self, x, y):
         return tf.matmul(x, y, transpose_b=True)
@@ -319,7 +318,6 @@ class Distance(Kernel):
       scale: s > 0; 1 is paper 1's Eq. 8 (default), 2 its official code.
     """
 
-    name = "distance"
 
     def __init__(self, beta=1.0, eps=0.0, scale=1.0):
         beta = float(beta)
@@ -359,7 +357,6 @@ class Polynomial(Kernel):
       coef0: additive constant c₀.
     """
 
-    name = "polynomial"
 
     def __init__(self, degree=3, gamma=None, coef0=1.0):
         if int(degree) != degree or degree < 1:
@@ -385,9 +382,9 @@ class Polynomial(Kernel):
         return {"degree": self.degree, "gamma": self.gamma, "coef0": self.coef0}
 
 
-_REGISTRY = {
-    cls.name: cls for cls in (RBF, RationalQuadratic, RationalQuadraticDot, Dot, Distance, Polynomial)
-}
+_REGISTRY = {name: globals()[class_name] for name, class_name in catalog.KERNELS.items()}
+for _name, _cls in _REGISTRY.items():
+    _cls.name = _name  # the catalog is the one definition of the names
 KERNELS = tuple(_REGISTRY)
 _BY_CLASS_NAME = {cls.__name__: cls for cls in _REGISTRY.values()}
 

@@ -1,9 +1,9 @@
 """Checks and defaults for what a user hands to `MMDGAN`: compile's optimizers, fit's real
 images, predict's latents.
 
-* Optimizers: the defaults are the launcher's (`mmd_keras.config.RunConfig`: Adam with
-  ``generator_lr`` 2e-4, ``critic_lr`` 5e-4, ``beta_1`` 0.5, ``beta_2`` 0.999), read from
-  the config so that the notebook API and the CLI cannot drift apart.
+* Optimizers: Adam with learning rate 2e-4 (generator) and 5e-4 (critic), ``beta_1`` 0.5,
+  ``beta_2`` 0.999 (:data:`DEFAULT_ADAM`): the launcher's defaults too, so that the notebook API
+  and the command line train alike (``tests/test_model_inputs.py`` compares them).
 * Real images: the generator ends in tanh, so real images must be in [-1, 1]. Images in
   [0, 255] (e.g. from ``keras.utils.image_dataset_from_directory``) or standardized ones
   train without any error but never match; `fit` checks the first batch (see
@@ -11,14 +11,12 @@ images, predict's latents.
 * Latents: ``[batch, latent_dim]``, checked on static shapes (:func:`check_latents`).
 """
 
-import dataclasses
 import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from mmd_keras import config
 
 #: How far outside [-1, 1] real images may go before `fit` refuses them. Legitimate pipelines
 #: overshoot a little: bicubic or Lanczos resizing rings by up to ~15 % of an edge's height
@@ -37,15 +35,18 @@ _IN_ASSERTION = re.compile(re.escape(_FIRST) + r".*?to train on them anyway\.", 
 
 
 # ------------------------------------------------------------------------------ optimizers
+#: The default optimizers' settings (the three papers' codes use Adam with these betas).
+DEFAULT_ADAM = {"generator_lr": 2e-4, "critic_lr": 5e-4, "beta_1": 0.5, "beta_2": 0.999}
+
+
 def default_optimizer(lr_field):
-    """Adam with the launcher's default learning rate ``lr_field`` and betas.
+    """Adam with the default learning rate ``lr_field`` and betas (:data:`DEFAULT_ADAM`).
 
     Args:
-        lr_field: ``"generator_lr"`` or ``"critic_lr"`` (a `RunConfig` field).
+        lr_field: ``"generator_lr"`` or ``"critic_lr"``.
     """
-    defaults = {field.name: field.default for field in dataclasses.fields(config.RunConfig)}
-    return keras.optimizers.Adam(defaults[lr_field], beta_1=defaults["adam_beta1"],
-                                 beta_2=defaults["adam_beta2"])
+    return keras.optimizers.Adam(DEFAULT_ADAM[lr_field], beta_1=DEFAULT_ADAM["beta_1"],
+                                 beta_2=DEFAULT_ADAM["beta_2"])
 
 
 def resolve_optimizers(generator_optimizer, critic_optimizer, optimizer):

@@ -43,8 +43,9 @@ import numpy as np
 import tensorflow as tf
 
 from mmd_keras import distribute, ema, model_inputs, model_state, performance, rng
+from mmd_keras.catalog import CRITIC_SCHEDULES
+from mmd_keras.errors import ArgumentError
 
-CRITIC_SCHEDULES = ("fixed", "paper2", "joint")
 PAPER2_CRITIC_STEPS, PAPER2_MAX_CRITIC_STEPS = 5, 10
 # The critic-step index of evaluation draws (training uses 0..9 and rng.GENERATOR_INDEX).
 EVALUATION_INDEX = 62
@@ -146,7 +147,7 @@ class MMDGAN(keras.Model):
         if latent_dim is None:
             if not getattr(generator, "inputs", None):
                 raise ValueError("Expected `latent_dim` when the generator has no `inputs` "
-                                 f"(a subclassed model). Received: `latent_dim=None`")
+                                 "(a subclassed model). Received: `latent_dim=None`")
             latent_dim = generator.inputs[0].shape[-1]
         if int(latent_dim) < 1:
             raise ValueError(f"Expected `latent_dim` >= 1. Received: `latent_dim={latent_dim!r}`")
@@ -218,8 +219,9 @@ class MMDGAN(keras.Model):
         required = loss.required_output_dim
         output_dim = self.critic.outputs[0].shape[-1] if getattr(self.critic, "outputs", None) else None
         if required is not None and output_dim is not None and output_dim != required:
-            raise ValueError(f"Expected a critic with output dimension {required} for loss "
-                             f"{loss.name!r}. Received: critic output dimension {output_dim}")
+            raise ArgumentError("output_dim", f"Expected a critic with output dimension {required} "
+                                f"for loss {loss.name!r}. Received: critic output "
+                                f"dimension {output_dim}", owner="critic")
         # The loss is a Keras layer: as an attribute its variables are the model's (saved by
         # `save`, `save_weights`, `BackupAndRestore`; a child of `tf.train.Checkpoint(model)`).
         # A loss replaced by a new `compile` leaves the tracked layers.

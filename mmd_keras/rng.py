@@ -14,9 +14,7 @@ CPU); its full-range int32 Philox draws agree, so every float here is made from 
 import tensorflow as tf
 
 from mmd_keras import distribute
-
-#: The latent priors: U[-1, 1]^d (papers 1-2) and N(0, I) (paper 3).
-LATENT_DISTRIBUTIONS = ("uniform", "normal")
+from mmd_keras.catalog import LATENT_DISTRIBUTIONS  # U[-1, 1]^d (papers 1-2), N(0, I) (paper 3)
 
 # A stream is `4 * index + purpose`; index < 64 (critic steps; 63 is the generator step).
 PURPOSE_LATENTS, PURPOSE_LATENTS_2, PURPOSE_LOSS = 0, 1, 2

@@ -248,16 +248,16 @@ def test_profile_categories_and_shares():
 def _paper1_library(image_size=32):
     """(config, generator, critic, loss) as ``configs/mnist_mmd_rqstar.cfg`` builds them for the peer."""
     from benchmarks import peer
-    from mmd_keras import launch
-    from mmd_keras.runner import checks
+    from mmd_keras.app import launch
+    from mmd_keras.app.runner import parts
 
     # Keras's Glorot weights rather than the config's N(0, 0.02²): the peer copies the weights
     # either way, and with the larger ones every loss term is large enough to compare.
     config, _ = launch.parse(["peer", *peer.PAPER1_FLAGS, f"--image_size={image_size}",
                               "--initialization=keras"])
     keras.utils.set_random_seed(config.seed)  # the initial weights, as a run sets them
-    generator, critic = checks.build_networks(config)
-    return config, generator, critic, checks.build_loss(config)
+    generator, critic = parts.build_networks(config)
+    return config, generator, critic, parts.build_loss(config)
 
 
 def _nchw(array):
@@ -343,10 +343,10 @@ def test_paper1_peer_step_replays_the_librarys_train_step():
     torch = pytest.importorskip("torch")
     from benchmarks import peer_torch_mmdgp as mmdgp
     from mmd_keras import rng as rng_lib
-    from mmd_keras.runner import build, checks
+    from mmd_keras.app.runner import build, parts
 
     config, generator, critic, loss = _paper1_library()
-    model = build.build_model(config, checks.Parts(generator, critic, loss))
+    model = build.build_model(config, parts.Parts(generator, critic, loss))
 
     def uniform(shape, index, purpose):  # what MMDGAN draws at generator step 0
         index = rng_lib.GENERATOR_INDEX if index == "generator" else index

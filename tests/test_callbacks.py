@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from mmd_keras import callbacks as cb
-from mmd_keras import runner
-from mmd_keras.config import ConfigError
+from mmd_keras.app import runner, workdir_lock
+from mmd_keras.app.config import ConfigError
 
 
 class StubGAN(keras.Model):
@@ -300,12 +300,12 @@ def test_fit_plan_resumes_mid_epoch(start, total, per_epoch, plan):
 
 def test_workdir_lock_refuses_a_second_holder(tmp_path):
     workdir = str(tmp_path / "run")
-    first = runner.WorkdirLock(workdir).acquire()
+    first = workdir_lock.FlockLock(workdir).acquire()
     with pytest.raises(ConfigError) as info:
-        runner.WorkdirLock(workdir).acquire()
+        workdir_lock.FlockLock(workdir).acquire()
     assert info.value.flag == "workdir" and f"pid {os.getpid()}" in str(info.value)
     first.release()
-    second = runner.WorkdirLock(workdir).acquire()
+    second = workdir_lock.FlockLock(workdir).acquire()
     second.release(remove_if_created=True)
     assert os.path.exists(workdir)  # Created by the first holder, not by the second.
 
@@ -314,7 +314,7 @@ def test_digits_evaluation_reference_is_the_held_out_split_for_every_seed():
     """Held-out digits never include training images, whatever --seed (the training stream
     always uses digits_split's fixed split)."""
     from mmd_keras import datasets
-    from mmd_keras.config import RunConfig
+    from mmd_keras.app.config import RunConfig
 
     train_stream = np.concatenate([b.numpy() for b in datasets.build_dataset(
         "digits", image_size=16, batch_size=64, repeat=False, seed=5)])

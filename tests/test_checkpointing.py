@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from mmd_keras import checkpointing
-from mmd_keras.config import ConfigError
+from mmd_keras.app import errors
+from mmd_keras.errors import CheckpointError
 
 
 def _network(latent_dim=3):
@@ -141,9 +142,9 @@ def test_no_usable_checkpoint_is_an_error_naming_each_and_changes_nothing(tmp_pa
         (tmp_path / f"ckpt-{step}.data-00000-of-00001").write_bytes(b"")
     (tmp_path / "checkpoint").write_bytes(b"\xff")
     before = _tree(tmp_path)
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(CheckpointError) as error:
         _reopen(tmp_path)
-    assert error.value.flag == "workdir"
+    assert error.value.argument == "directory" and error.value.directory == str(tmp_path)
     assert "ckpt-4" in str(error.value) and "ckpt-8" in str(error.value)
     assert _tree(tmp_path) == before
 
@@ -158,10 +159,10 @@ def test_a_changed_latent_size_is_blamed_on_latent_dim(tmp_path):
     items = _items(_network(latent_dim=5))
     with pytest.raises(ValueError) as error:
         checkpointing.open_checkpoints(tf.train.Checkpoint(**items), str(tmp_path), 10)
-    flag, detail = checkpointing.describe_mismatch(error.value, items["generator"], 5)
+    flag, detail = errors.describe_mismatch(error.value, items["generator"], 5)
     assert flag == "latent_dim" and "size 3" in detail
     # Anything else points at the architecture.
-    flag, _ = checkpointing.describe_mismatch(ValueError("other"), items["generator"], 5)
+    flag, _ = errors.describe_mismatch(ValueError("other"), items["generator"], 5)
     assert flag == "architecture"
 
 

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from mmd_keras import config as config_lib
-from mmd_keras import launch
+from mmd_keras.app import config as config_lib
+from mmd_keras.app import launch
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 CONFIGS = sorted(name[:-4] for name in os.listdir(os.path.join(REPO, "configs"))
@@ -37,7 +37,7 @@ def _launch(*args, env=ENV, cwd=REPO):
 @pytest.mark.parametrize("argv", [None, ["prog", "--help"], ["prog", "--steps=abc"],
                                   ["prog", "--stepz=3"], ["prog", "--list_configs"]])
 def test_config_help_and_flag_errors_do_not_import_tensorflow(argv):
-    code = ("import sys\nimport mmd_keras.config\n"
+    code = ("import sys\nimport mmd_keras.app.config\n"
             + (f"from mmd_keras import launch\ncode = launch.main({argv!r})\n" if argv else "")
             + "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     result = _python(code)
@@ -65,14 +65,19 @@ def test_help_lists_every_flag_by_section_and_exits_0(flag):
 
 
 def test_help_examples_of_loss_params_are_accepted():
+    """Each example parses and the loss builds with it (the loss owns its keys)."""
+    from mmd_keras import losses
+    from mmd_keras.app.runner import parts
+
     help_text = dict(config_lib.RunConfig.__dataclass_fields__)["loss_params"].metadata["help"]
     examples = re.findall(r"(\w+=[\d.]+) for (\w+)", help_text)
     assert len(examples) >= 2
     for param, loss in examples:
-        dim = 1 if loss in config_lib.SCALAR_OUTPUT_LOSSES else 16
+        dim = losses.LOSSES[loss].required_output_dim or 16
         config, _ = launch.parse(["prog", f"--loss={loss}", f"--critic_output_dim={dim}",
                                   f"--loss_params={param}"])
         assert config.parsed_loss_params()
+        assert parts.build_loss(config).name == loss
 
 
 def test_a_flag_given_twice_takes_the_last_value():
@@ -238,15 +243,15 @@ def test_shell_block_parsing():
 
 
 def test_every_documented_evaluation_command_parses(tmp_path, monkeypatch):
-    """`python -m mmd_keras.evaluate|evaluation ...` commands of the pages' shell blocks: every flag exists and
+    """`python -m mmd_keras.evaluation ...` commands of the pages' shell blocks: every flag exists and
     every value is accepted (``--output`` redirected to a temporary folder; parsing needs no
     TensorFlow and computes nothing)."""
-    from mmd_keras.evaluation import cli
+    from mmd_keras.app import evaluate as cli
 
     commands = [(page, words) for page in DOC_PAGES
                 for words in _shell_block_commands(open(os.path.join(REPO, page)).read())
                 if words[:2] == ["python", "-m"]
-                and words[2] in ("mmd_keras.evaluate", "mmd_keras.evaluation")]
+                and words[2] == "mmd_keras.evaluation"]
     assert len(commands) >= 3
     monkeypatch.setenv("MMD_KERAS_CACHE", str(tmp_path))
     (tmp_path / "fid_inception.npz").write_bytes(b"")  # where --extractor=fid_inception looks

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from mmd_keras import config as config_lib
-from mmd_keras import launch, runner
-from mmd_keras.config import ConfigError, RunConfig
+from mmd_keras.app import config as config_lib
+from mmd_keras.app import launch, runner
+from mmd_keras.app.config import ConfigError, RunConfig
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
 PAPER_CONFIGS = ("cifar10_mmd_rep_b", "cifar10_sn_smmd", "cifar10_mmd_rqstar_gp", "stl10",
@@ -86,17 +86,12 @@ def test_loss_params_are_typed():
     (dict(adam_beta2=1.0), "adam_beta2", ["[0.0, 1.0)"]),
     (dict(generator_lr=float("nan")), "generator_lr", ["finite"]),
     (dict(kernel_sigmas=()), "kernel_sigmas", ["positive"]),
-    (dict(loss="hinge", critic_output_dim=4), "critic_output_dim", ["--critic_output_dim=1"]),
     (dict(dataset="ring8"), "architecture", ["mlp"]),
     (dict(critic_steps=5), "critic_steps", ["joint"]),
     (dict(steps=10, steps_per_epoch=20), "steps_per_epoch", ["<= `--steps=10`"]),
     (dict(loss_params=("lam",)), "loss_params", ["key=value"]),
     (dict(run_name="a/b"), "run_name", ["'/'"]),
     (dict(data_dir="/data"), "data_dir", ["installed package"]),
-    # A wrong key lists the keys that loss accepts (issue 12 item 2).
-    (dict(loss_params=("gp_weight=10",)), "loss_params", ["'lam'", "'lower_bound'", "gp_weight"]),
-    (dict(loss="smmd", critic_output_dim=1, loss_params=("lam=1",)), "loss_params",
-     ["'coefficient'"]),
     # Steps and seeds live in int64 variables (issue 18 item 10).
     (dict(steps=2**63), "steps", ["2**63-1"]),
     (dict(seed=2**64), "seed", ["int64"]),
@@ -117,6 +112,28 @@ def test_validation_errors_name_the_flag(changes, flag, words):
     assert f"`--{flag}" in message and "Received:" in message
     for word in words:
         assert word in message
+
+
+@pytest.mark.parametrize("changes, flag, words", [
+    # One rule, one owner: the model refuses a loss of a one-output critic with more outputs.
+    (dict(loss="hinge", critic_output_dim=4), "critic_output_dim",
+     ["`--critic_output_dim=4`", "output dimension 1"]),
+    # A wrong key lists the keys that loss accepts (issue 12 item 2): the loss's own check.
+    (dict(loss_params=("gp_weight=10",)), "loss_params", ["'lam'", "'lower_bound'", "gp_weight"]),
+    (dict(loss="smmd", critic_output_dim=1, loss_params=("lam=1",)), "loss_params",
+     ["'coefficient'"]),
+])
+def test_builder_errors_name_the_flag_through_preflight(tmp_path, changes, flag, words):
+    """The networks', loss's and model's own checks, mapped to the flag by the application."""
+    config = RunConfig(workdir=str(tmp_path / "run"), **changes)  # the flags alone are fine
+    with pytest.raises(ConfigError) as info:
+        runner.preflight(config, check_data=False)
+    message = str(info.value)
+    assert info.value.flag == flag
+    assert f"`--{flag}" in message and "Received:" in message
+    for word in words:
+        assert word in message
+    assert not (tmp_path / "run").exists()  # nothing written
 
 
 def test_config_is_frozen_and_replace_validates():

@@ -119,13 +119,13 @@ def test_absent_manual_dataset_suggests_image_folder(tmp_path):
 
 
 def test_estimated_cache_size_decides_caching():
-    source = datasets.tfds_sources.TFDS_SOURCES["cifar10"]
+    source = "cifar10"
     estimate = datasets.tfds_sources._estimated_bytes
     assert estimate(source, "train", 32) == 50_000 * 32 * 32 * 3
     assert estimate(source, "train[:1000]", 32) == 1000 * 32 * 32 * 3
     assert estimate(source, "train[49000:]", 32) == 1000 * 32 * 32 * 3
     assert estimate(source, "train+test", 32) is None
-    lsun = datasets.tfds_sources.TFDS_SOURCES["lsun/bedroom"]
+    lsun = "lsun/bedroom"
     resolve = datasets.pipeline.resolve_cache
     assert resolve("auto", estimate(source, "train", 32)) == ""  # 147 MiB: memory
     assert resolve("auto", estimate(lsun, "train", 64)) is False  # 37 GB: no cache

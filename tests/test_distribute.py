@@ -258,8 +258,9 @@ import common
 common.setup_devices(2)
 import numpy as np
 import tensorflow as tf
-from mmd_keras import distribute, launch
-from mmd_keras.runner import build
+from mmd_keras import distribute
+from mmd_keras.app import launch
+from mmd_keras.app.runner import build, parts
 
 FLAGS = ["launch", "--config=cifar10_mmd_rep_b", "--dataset=photo_patches", "--batch_size=2",
          "--steps=2", "--steps_per_epoch=2", "--noadaptive_lr", "--evaluate=false", "--export=false",
@@ -283,7 +284,7 @@ except ValueError as error:
     result["compile_error"] = str(error)
 # 3. On one device the same DCGAN step XLA-compiles and trains.
 model = build.build_model(config)
-history = model.fit(build.build_dataset(config), epochs=1, steps_per_epoch=2, verbose=0).history
+history = model.fit(parts.build_dataset(config), epochs=1, steps_per_epoch=2, verbose=0).history
 result.update(replicas=mirrored.num_replicas_in_sync, jit=model.jit_compile, step=int(model.step.numpy()),
               finite=bool(all(np.isfinite(v).all() for v in history.values())), logs=sorted(history))
 common.emit(result)

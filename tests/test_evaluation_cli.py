@@ -1,4 +1,4 @@
-"""`python -m mmd_keras.evaluate`: sources, recorded parameters, metric values, bad input, help."""
+"""`python -m mmd_keras.evaluation`: sources, recorded parameters, metric values, bad input, help."""
 
 import json
 import os
@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from mmd_keras import datasets, export, rng as rng_lib
-from mmd_keras.evaluation import cli, digits_classifier, metrics
+from mmd_keras.app import evaluate as cli
+from mmd_keras.evaluation import digits_classifier, metrics
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +137,7 @@ print("REPORT", code, ",".join(loaded) or "none", time.time() - start, file=sys.
 """
 
 
-def _run_cli(argv, module="mmd_keras.evaluate", skip_package_init=False, env=None):
+def _run_cli(argv, module="mmd_keras.evaluation", skip_package_init=False, env=None):
     """(exit code, stdout, stderr, modules loaded, seconds) of the CLI in a fresh process."""
     code = _RUN_AND_REPORT.format(skip_package_init=skip_package_init, root=ROOT, argv=argv,
                                   module=module)
@@ -166,8 +167,8 @@ def _assert_full_help(exit_code, stdout):
     assert "fid_inception.npz" in stdout and "MMD_KERAS_CACHE" in stdout
 
 
-@pytest.mark.parametrize("module", ["mmd_keras.evaluate", "mmd_keras.evaluation"])
-def test_help_lists_every_flag_and_the_evaluation_code_imports_no_tensorflow(module):
+def test_help_lists_every_flag_and_the_evaluation_code_imports_no_tensorflow():
+    module = "mmd_keras.evaluation"
     exit_code, stdout, _, loaded, seconds = _run_cli(["--help"], module, skip_package_init=True)
     _assert_full_help(exit_code, stdout)
     assert loaded == "none" and seconds < 2.0, (loaded, seconds)
@@ -183,13 +184,13 @@ def test_help_is_sectioned_plain_text_with_runnable_examples():
     exit_code, stdout, _, _, _ = _run_cli(["--help"], "mmd_keras.evaluation")
     assert exit_code == 0
     lines = stdout.splitlines()
-    assert lines[0].startswith("usage: python -m mmd_keras.evaluate --samples=SOURCE "
+    assert lines[0].startswith("usage: python -m mmd_keras.evaluation --samples=SOURCE "
                                "--output=FILE.json")
     sections = [lines.index(f"{name}:") for name in ("inputs", "features", "metrics", "output")]
     assert sections == sorted(sections)
     assert lines.index("inputs:") < lines.index("  --samples  (default: none)") < sections[1]
     assert lines.index("  --output  (default: none)") > sections[3]
-    for markup in ("``", ":mod:", ":func:", "mmd_keras.evaluation.cli:", "<digits|"):
+    for markup in ("``", ":mod:", ":func:", "mmd_keras.app.evaluate:", "<digits|"):
         assert markup not in stdout, markup
     assert not any(line.rstrip().endswith("::") for line in lines)
     commands = [i for i, line in enumerate(lines) if line.startswith("    python -m ")]
@@ -216,11 +217,11 @@ def test_missing_output_folder_and_bad_numbers_fail_up_front_in_the_real_tool(tm
     for argv, flag in [
         (["--samples", str(samples), "--output", str(tmp_path / "missing" / "o.json")],
          "--output"),
-        (["--samples", str(samples), "--output", str(tmp_path / "o.json"), "--num-samples",
+        (["--samples", str(samples), "--output", str(tmp_path / "o.json"), "--num_samples",
           "0"], "--num_samples"),
     ]:
         start = time.time()
-        result = subprocess.run([sys.executable, "-m", "mmd_keras.evaluate", *argv],
+        result = subprocess.run([sys.executable, "-m", "mmd_keras.evaluation", *argv],
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 2, result.stderr
         error = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -274,10 +275,13 @@ def test_missing_fid_weights_error_says_how_to_get_them(tmp_path, monkeypatch, c
     assert err.index("`python -m mmd_keras.tools.fid_weights`") < err.index("convert_fid_inception")
 
 
-def test_old_dash_spellings_are_aliases(tmp_path):
+def test_flags_have_one_spelling(tmp_path):
+    """``--snake_case`` only: a ``--dash-case`` spelling is an unknown flag, named."""
     flag_values = cli.parse(["--samples=digits", f"--output={tmp_path / 'o.json'}",
-                             "--kid-subsets", "7", "--num-samples=12", "--cache-dir", "c"])
+                             "--kid_subsets", "7", "--num_samples=12", "--cache_dir", "c"])
     assert (flag_values.kid_subsets, flag_values.num_samples, flag_values.cache_dir) == (7, 12, "c")
+    with pytest.raises(ValueError, match="num-samples"):
+        cli.parse(["--samples=digits", f"--output={tmp_path / 'o.json'}", "--num-samples=12"])
 
 
 @pytest.mark.slow
@@ -287,7 +291,7 @@ def test_the_real_command_writes_the_same_report_as_main(tmp_path, cache_dir):
     np.savez(tmp_path / "samples.npz", images=real[:60])
     argv = [f"--samples={tmp_path / 'samples.npz'}", "--reference=digits", f"--cache_dir={cache_dir}",
             "--metrics=kid", "--kid_subsets=5", "--seed=2", "--kid_variance=official"]
-    result = subprocess.run([sys.executable, "-m", "mmd_keras.evaluate", *argv,
+    result = subprocess.run([sys.executable, "-m", "mmd_keras.evaluation", *argv,
                              f"--output={tmp_path / 'cli.json'}"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
@@ -304,7 +308,7 @@ def test_saved_model_dir_skips_versions_without_the_export_marker(tmp_path):
     """A version folder without the marker (an export cut short) is never scored once a
     finished, marked version exists; with no marker anywhere the newest version is taken."""
     from mmd_keras import export
-    from mmd_keras.evaluation import cli
+    from mmd_keras.app import evaluate as cli
 
     for version, marked in (("1", True), ("3", False)):
         folder = tmp_path / version

@@ -1,5 +1,6 @@
 """The evaluation package imports one way: its import graph, in-function imports included, is
-acyclic, and the top-level command module only re-exports it."""
+acyclic, and its networks sit below its registry. (The whole package's graph and the
+library/application line: tests/test_import_graph.py.)"""
 
 import ast
 import os
@@ -8,8 +9,6 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "mmd_keras.evaluation"
-# The top-level command module (``python -m mmd_keras.evaluate``) re-exports the CLI.
-SHIMS = ("evaluate",)
 
 
 def _imported_modules(path, module, known):
@@ -37,16 +36,11 @@ def _imported_modules(path, module, known):
     return found
 
 
-def import_graph(root, package=PACKAGE, shims=SHIMS):
-    """``{module: {imported modules}}`` over ``package``'s modules and the top-level ``shims``."""
+def import_graph(root, package=PACKAGE):
+    """``{module: {imported modules}}`` over ``package``'s modules."""
     folder = os.path.join(root, *package.split("."))
-    top = package.split(".")[0]
     files = {f"{package}.{name[:-3]}": os.path.join(folder, name)
              for name in os.listdir(folder) if name.endswith(".py") and name != "__init__.py"}
-    for name in shims:
-        path = os.path.join(root, top, f"{name}.py")
-        if os.path.isfile(path):
-            files[f"{top}.{name}"] = path
     return {module: _imported_modules(path, module, set(files)) for module, path in files.items()}
 
 
@@ -86,14 +80,6 @@ def test_evaluation_package_has_no_import_cycle():
     assert {f"{PACKAGE}.inception", f"{PACKAGE}.digits_classifier"} <= graph[f"{PACKAGE}.extractors"]
 
 
-def test_evaluation_modules_do_not_import_the_top_level_command():
-    graph = import_graph(ROOT)
-    for module, imported in graph.items():
-        if module.startswith(PACKAGE):
-            shims = sorted(name for name in imported if not name.startswith(PACKAGE))
-            assert not shims, (module, shims)
-
-
 @pytest.mark.parametrize("body_b, cyclic", [
     ("import os\n", False),
     ("def f():\n    from pkg.sub import a\n", True),  # hidden inside a function
@@ -106,5 +92,5 @@ def test_cycle_finder_sees_imports_inside_functions(tmp_path, body_b, cyclic):
     (folder / "__init__.py").write_text("")
     (folder / "a.py").write_text("from pkg.sub import b\n")
     (folder / "b.py").write_text(body_b)
-    cycle = find_cycle(import_graph(str(tmp_path), "pkg.sub", shims=()))
+    cycle = find_cycle(import_graph(str(tmp_path), "pkg.sub"))
     assert (cycle is not None) == cyclic, cycle

@@ -111,7 +111,7 @@ def test_extractor_is_registered_and_gives_features_and_softmax():
 
 @pytest.mark.slow
 def test_cli_scores_against_mnist_with_lenet_and_paper1_protocol(tmp_path):
-    """``python -m mmd_keras.evaluate`` (subprocess) with a LeNet placed in the cache by hand."""
+    """``python -m mmd_keras.evaluation`` (subprocess) with a LeNet placed in the cache by hand."""
     rng = np.random.default_rng(0)
     arrays = {"x_train": rng.integers(0, 256, (60_000, 28, 28), dtype=np.uint8),
               "y_train": rng.integers(0, 10, 60_000).astype(np.uint8),
@@ -127,7 +127,7 @@ def test_cli_scores_against_mnist_with_lenet_and_paper1_protocol(tmp_path):
     samples = rng.integers(0, 256, (300, 28, 28, 1), dtype=np.uint8)
     np.savez(tmp_path / "samples.npz", images=samples)
     out = tmp_path / "scores.json"
-    command = [sys.executable, "-m", "mmd_keras.evaluate", f"--samples={tmp_path / 'samples.npz'}",
+    command = [sys.executable, "-m", "mmd_keras.evaluation", f"--samples={tmp_path / 'samples.npz'}",
                "--reference=mnist", f"--data_dir={tmp_path}", "--extractor=lenet",
                f"--cache_dir={cache}", "--protocol=paper1", "--bootstraps=3", "--kid_subsets=5",
                "--num_reference=500", f"--output={out}"]

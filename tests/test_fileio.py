@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from mmd_keras import fileio
-from mmd_keras.config import ConfigError
+from mmd_keras.app.config import ConfigError
+from mmd_keras.app.runner import checks
 
 
 def test_atomic_write_replaces_whole_files_locally_and_on_ram(tmp_path):
@@ -30,7 +31,7 @@ def test_paths_keep_urls_intact():
 
 def _refused(flag, path):
     with pytest.raises(ConfigError) as error:
-        fileio.check_directory(flag, path)
+        checks.check_directory(flag, path)
     assert error.value.flag == flag and f"`--{flag}={path}`" in str(error.value)
     return str(error.value)
 
@@ -46,8 +47,8 @@ def test_check_directory_names_loops_dangling_links_and_files(tmp_path):
     a_file.write_text("x")
     assert "is a file" in _refused("workdir", f"{a_file}/run")
     assert "is a file" in _refused("export_dir", str(a_file))
-    fileio.check_directory("workdir", str(tmp_path / "new" / "run"))  # creatable: fine
-    fileio.check_directory("workdir", "ram://anything")  # gfile paths: checked by writing
+    checks.check_directory("workdir", str(tmp_path / "new" / "run"))  # creatable: fine
+    checks.check_directory("workdir", "ram://anything")  # gfile paths: checked by writing
 
 
 def test_check_directory_refuses_a_read_only_filesystem(tmp_path, tmpfs):

@@ -2,7 +2,6 @@
 workdir lock."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmd_keras import launch, runner, workdir_lock
+from mmd_keras.app import launch, runner, workdir_lock
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SMOKE = os.path.join(REPO, "configs", "smoke.cfg")
@@ -241,7 +240,7 @@ def test_sigkill_and_resume_ends_with_identical_weights(smoke_run, tmp_path):
 def test_steps_per_execution_through_the_launcher_matches_one_step_per_call(smoke_run, tmp_path):
     """`--steps_per_execution=2` (TPU-style: 2 generator steps per host call) trains the same
     run: checkpoints at the same steps, final weights equal to one step per call."""
-    from mmd_keras.config import RunConfig
+    from mmd_keras.app.config import RunConfig
 
     assert runner.build_model(RunConfig(steps_per_execution=2)).steps_per_execution == 2
     reference, _ = smoke_run
@@ -262,7 +261,7 @@ def test_steps_per_execution_through_the_launcher_matches_one_step_per_call(smok
 
 def test_locked_workdir_refuses_a_second_run(tmp_path, capsys):
     workdir = tmp_path / "busy"
-    lock = runner.WorkdirLock(str(workdir)).acquire()  # Stands for a run in progress.
+    lock = workdir_lock.FlockLock(str(workdir)).acquire()  # Stands for a run in progress.
     try:
         before = _snapshot(workdir)
         assert launch.main(["prog", f"--flagfile={SMOKE}", f"--workdir={workdir}"]) == 2
@@ -419,7 +418,7 @@ def test_learning_rate_rule_on_resume():
     keeps the checkpoint's value (e.g. decayed by --adaptive_lr)."""
     import keras
 
-    from mmd_keras.runner import build
+    from mmd_keras.app.runner import build
 
     class Model:
         step = tf.Variable(7, dtype=tf.int64)
@@ -449,7 +448,7 @@ def test_a_fresh_lease_on_a_remote_workdir_refuses_the_run(capsys):
     import json
     import uuid
 
-    from mmd_keras import workdir_lock
+    from mmd_keras.app import workdir_lock
 
     workdir = f"ram://launch-{uuid.uuid4().hex[:8]}/run"
     lease = {"host": "tpu-vm-1", "pid": 4242, "run_id": "abc", "acquired": time.time(),

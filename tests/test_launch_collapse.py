@@ -10,8 +10,9 @@ import sys
 import pytest
 import tensorflow as tf
 
-from mmd_keras import checkpointing, config as config_lib
-from mmd_keras.runner import build
+from mmd_keras import checkpointing
+from mmd_keras.app import config as config_lib
+from mmd_keras.app.runner import build
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}

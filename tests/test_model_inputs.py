@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmd_keras import config, model_inputs
+from mmd_keras import model_inputs
+from mmd_keras.app import config
 from mmd_keras.models import MMDGAN, _real_images
 
 LATENT_DIM, BATCH = 4, 6

@@ -16,14 +16,18 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE_DIR = os.path.join(ROOT, "mmd_keras")
-#: Old module paths; the code lives in mmd_keras.runner, .ema, .rng, .evaluation.*,
-#: .layers.power_iteration and .losses.{estimators, mmd_family, base, baselines}.
+#: Old module paths; the code lives in mmd_keras.app (launcher, flags, runner, workdir lock,
+#: preemption, evaluation command line), .ema, .rng, .evaluation.*, .catalog (the registries'
+#: names), .layers.power_iteration and .losses.{estimators, mmd_family, base, baselines}.
 DELETED_MODULES = (
     "mmd_keras.training", "mmd_keras.training_utils", "mmd_keras.digits_classifier",
     "mmd_keras.extractors", "mmd_keras.inception", "mmd_keras.metrics", "mmd_keras.similarity",
     "mmd_keras.adaptive_lr", "mmd_keras.layers.pico", "mmd_keras.losses.mmd",
     "mmd_keras.losses.mmd_losses", "mmd_keras.losses.kernel_objectives",
     "mmd_keras.losses.objectives", "mmd_keras.losses.baseline_objectives",
+    "mmd_keras.runner", "mmd_keras.config", "mmd_keras.workdir_lock", "mmd_keras.preemption",
+    "mmd_keras._help", "mmd_keras._choices", "mmd_keras.evaluate", "mmd_keras.evaluation.cli",
+    "mmd_keras.tools.generate_choices",
 )
 #: ("module[:class]", old attribute): SN_MODES of the layers is SN_LAYER_MODES;
 #: networks.validate is building the networks; the checks are in networks.checks;

@@ -1,4 +1,4 @@
-"""`mmd_keras.preemption`: a signal stops `fit` at the end of the step it arrived in.
+"""`mmd_keras.app.preemption`: a signal stops `fit` at the end of the step it arrived in.
 
 (The whole CLI path — checkpoint at the signal, exit code, exact resume — is tested with real
 subprocesses and signals in tests/faults/.)"""
@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from mmd_keras import preemption
+from mmd_keras.app import preemption
 
 
 class _SignalAt(keras.callbacks.Callback):

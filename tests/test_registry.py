@@ -72,7 +72,8 @@ def test_legacy_constant_diagonal_through_losses_get(rng):
 
 
 def _config_loss(path):
-    from mmd_keras import launch, runner
+    from mmd_keras.app import runner
+    from mmd_keras.app import launch
 
     config, _ = launch.parse(["prog", f"--flagfile={path}"])
     return losses.get(config.loss, **runner.loss_params(config))

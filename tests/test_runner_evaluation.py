@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from mmd_keras import config as config_lib
-from mmd_keras.runner import evaluation
+from mmd_keras.app import config as config_lib
+from mmd_keras.app.runner import evaluation
 
 REAL_MNIST = os.environ.get("MMD_KERAS_TEST_MNIST") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "mnist")

@@ -39,7 +39,7 @@ def test_wheel_installs_a_console_script_that_runs_shipped_configs_anywhere(tmp_
     elsewhere.mkdir()
     script = str(venv / "bin" / "mmd-keras")
     located = _run([str(venv / "bin" / "python"), "-c",
-                    "import mmd_keras, mmd_keras.launch as l; print(mmd_keras.__file__); "
+                    "import mmd_keras, mmd_keras.app.launch as l; print(mmd_keras.__file__); "
                     "print(l.configs_dir())"], cwd=elsewhere, env=env).stdout.split()
     assert located[0].startswith(str(venv)) and located[1].startswith(str(venv))
     listed = _run([script, "--list_configs"], cwd=elsewhere, env=env).stdout

@@ -1,4 +1,4 @@
-"""`mmd_keras.workdir_lock`: flock for local paths, the heartbeat lease for gfile schemes."""
+"""`mmd_keras.app.workdir_lock`: flock for local paths, the heartbeat lease for gfile schemes."""
 
 import json
 import os
@@ -8,8 +8,8 @@ import uuid
 import pytest
 import tensorflow as tf
 
-from mmd_keras import workdir_lock
-from mmd_keras.config import ConfigError
+from mmd_keras.app import workdir_lock
+from mmd_keras.app.config import ConfigError
 
 
 def _ram_workdir():

@@ -20,6 +20,7 @@ ring8, grid25, moons           —         —       2-D toys ``[B, 2]`` (offlin
 Images come as float32 ``[B, H, W, C]`` in [-1, 1]; labels are dropped.
 """
 
+from mmd_keras import catalog
 from mmd_keras.datasets import folder, idx, offline, pipeline, tfds_sources, toys
 from mmd_keras.datasets.idx import BadDatasetFileError, mnist_images
 from mmd_keras.datasets.offline import digits_images, digits_split
@@ -33,9 +34,9 @@ from mmd_keras.datasets.toys import (
     toy_modes,
 )
 
-OFFLINE_DATASETS = ("digits", "photo_patches") + toys.TOYS
-#: Every accepted dataset name (aliases excluded; see ``tfds_sources.ALIASES``).
-DATASETS = tuple(tfds_sources.TFDS_SOURCES) + ("image_folder",) + OFFLINE_DATASETS
+#: Every accepted dataset name (aliases excluded; see ``tfds_sources.ALIASES``), from
+#: :data:`mmd_keras.catalog.DATASETS` (with each one's channels).
+DATASETS = tuple(catalog.DATASETS)
 
 __all__ = [
     "DATASETS",
@@ -78,11 +79,10 @@ def dataset_shape(name, image_size=None):
     if name in tfds_sources.TFDS_SOURCES:
         source = tfds_sources.TFDS_SOURCES[name]
         size = source.native_size if image_size is None else image_size
-        return (size, size, source.channels)
-    defaults = {"digits": (32, 1), "photo_patches": (32, 3), "image_folder": (64, 3)}
-    size, channels = defaults[name]
+        return (size, size, catalog.DATASETS[name].channels)
+    size = {"digits": 32, "photo_patches": 32, "image_folder": 64}[name]
     size = size if image_size is None else image_size
-    return (size, size, channels)
+    return (size, size, catalog.DATASETS[name].channels)
 
 
 def build_dataset(

@@ -21,10 +21,11 @@ import os
 import re
 
 
+from mmd_keras import catalog
 from mmd_keras.datasets import pipeline
 
 TfdsSource = collections.namedtuple(
-    "TfdsSource", ["tfds_name", "train_split", "native_size", "channels", "crop", "examples", "how"]
+    "TfdsSource", ["tfds_name", "train_split", "native_size", "crop", "examples", "how"]
 )
 
 _STANDARD = (
@@ -40,31 +41,31 @@ _MANUAL = (
 )
 
 #: Every TFDS-backed name, its TFDS builder, default training split, default size,
-#: channels, crop (None: largest centred square), known split sizes (for the cache
+#: crop (None: largest centred square), known split sizes (for the cache
 #: decision) and how to obtain it.
 TFDS_SOURCES = {
-    "cifar10": TfdsSource("cifar10", "train", 32, 3, None, {"train": 50_000, "test": 10_000}, ""),
+    "cifar10": TfdsSource("cifar10", "train", 32, None, {"train": 50_000, "test": 10_000}, ""),
     "stl10": TfdsSource(
-        "stl10", "unlabelled", 48, 3, None,
+        "stl10", "unlabelled", 48, None,
         {"unlabelled": 100_000, "train": 5_000, "test": 8_000}, "",
     ),
     "celeb_a": TfdsSource(
-        "celeb_a", "train", 64, 3, 160,
+        "celeb_a", "train", 64, 160,
         {"train": 162_770, "validation": 19_867, "test": 19_962},
         _MANUAL.format(tfds="celeb_a", why="Google Drive quota"),
     ),
     "downsampled_imagenet/64x64": TfdsSource(
-        "downsampled_imagenet/64x64", "train", 64, 3, None,
+        "downsampled_imagenet/64x64", "train", 64, None,
         {"train": 1_281_149, "validation": 49_999},
         _MANUAL.format(tfds="downsampled_imagenet/64x64", why="image-net.org moved the files"),
     ),
     "lsun/bedroom": TfdsSource(
-        "lsun/bedroom", "train", 64, 3, None, {"train": 3_033_042, "validation": 300},
+        "lsun/bedroom", "train", 64, None, {"train": 3_033_042, "validation": 300},
         _MANUAL.format(tfds="lsun/bedroom", why="42 GB from the LSUN server"),
     ),
-    "mnist": TfdsSource("mnist", "train", 28, 1, None, {"train": 60_000, "test": 10_000}, ""),
+    "mnist": TfdsSource("mnist", "train", 28, None, {"train": 60_000, "test": 10_000}, ""),
     "fashion_mnist": TfdsSource(
-        "fashion_mnist", "train", 28, 1, None, {"train": 60_000, "test": 10_000}, ""
+        "fashion_mnist", "train", 28, None, {"train": 60_000, "test": 10_000}, ""
     ),
 }
 
@@ -104,8 +105,9 @@ def load_prepared(tfds_name, split, data_dir=None, download=False, **as_dataset_
                                                                  **as_dataset_kwargs)
 
 
-def _estimated_bytes(source, split, image_size):
+def _estimated_bytes(name, split, image_size):
     """Bytes of the decoded uint8 split, from the known split sizes; None if unknown."""
+    source = TFDS_SOURCES[name]
     match = re.fullmatch(r"([a-z]+)(\[(\d*):(\d*)\])?", split.replace(" ", ""))
     if match is None or match.group(1) not in source.examples:
         return None
@@ -114,7 +116,7 @@ def _estimated_bytes(source, split, image_size):
         start = int(match.group(3) or 0)
         stop = int(match.group(4) or count)
         count = max(0, min(stop, count) - start)
-    return count * image_size * image_size * source.channels
+    return count * image_size * image_size * catalog.DATASETS[name].channels
 
 
 def load_tfds_images(name, split, image_size, data_dir=None, *, download=False, seed=0,
@@ -179,4 +181,4 @@ def load_tfds_images(name, split, image_size, data_dir=None, *, download=False, 
         return pipeline.crop_and_resize(image, image_size, crop)
 
     images = dataset.map(preprocess, num_parallel_calls=pipeline.AUTOTUNE)
-    return images, _estimated_bytes(source, split, image_size), image_size
+    return images, _estimated_bytes(name, split, image_size), image_size

@@ -18,7 +18,9 @@ a function of ``seed`` alone, endless, and never replays.
 import numpy as np
 import tensorflow as tf
 
-TOYS = ("ring8", "grid25", "moons")
+from mmd_keras import catalog
+
+TOYS = catalog.TOY_DATASETS
 DEFAULT_STDS = {"ring8": 0.02, "grid25": 0.05, "moons": 0.05}
 
 

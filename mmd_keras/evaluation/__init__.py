@@ -12,6 +12,6 @@ Modules (imports go down this list, never up; none imports TensorFlow at package
 * :mod:`~mmd_keras.evaluation.inception` — the FID Inception-v3 network.
 * :mod:`~mmd_keras.evaluation.digits_classifier` — the offline digits classifier.
 * :mod:`~mmd_keras.evaluation.extractors` — the extractor registry (``get``).
-* :mod:`~mmd_keras.evaluation.cli` — ``python -m mmd_keras.evaluate`` (also
+* :mod:`~mmd_keras.app.evaluate` — ``python -m mmd_keras.evaluation`` (also
   ``python -m mmd_keras.evaluation``).
 """

@@ -13,7 +13,7 @@ torch (the ``torch`` extra: ``pip install "mmd_keras[torch]"``).
 without torch; this converter is the alternative for those who have the ``.pth``. The output
 ``.npz`` holds the weights in Keras layout, tagged with a format string. Without ``OUTPUT`` it
 is written to the default location, ``$MMD_KERAS_CACHE/fid_inception.npz`` (else
-``~/.cache/mmd_keras/fid_inception.npz``), where ``python -m mmd_keras.evaluate
+``~/.cache/mmd_keras/fid_inception.npz``), where ``python -m mmd_keras.evaluation
 --extractor=fid_inception`` and :class:`mmd_keras.evaluation.inception.FIDInceptionExtractor`
 look when no weights path is given. Exit status: 0 on success, 2 on bad arguments or input
 (nothing is written then).

@@ -15,7 +15,7 @@ TensorFlow alone (``tf.compat.v1.GraphDef``, ``tf.make_ndarray``), renames them 
 network's layers (:func:`keras_names`, the same correspondence pytorch-fid's port uses) and
 writes the ``.npz`` that :func:`mmd_keras.evaluation.inception.load_fid_inception` reads —
 by default ``$MMD_KERAS_CACHE/fid_inception.npz``, else ``~/.cache/mmd_keras/fid_inception.npz``,
-where the launcher and ``python -m mmd_keras.evaluate`` look.
+where the launcher and ``python -m mmd_keras.evaluation`` look.
 
 Without ``--source`` the archive is downloaded once into ``<cache>/downloads/`` with
 ``keras.utils.get_file`` (a later run reuses it). ``--source`` takes a local copy: the

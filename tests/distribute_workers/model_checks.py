@@ -23,7 +23,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mmd_keras import distribute, launch, models, networks, runner  # noqa: E402
+from mmd_keras import distribute, models, networks  # noqa: E402
+from mmd_keras.app import launch, runner  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 strategy = distribute.create_strategy("mirrored")

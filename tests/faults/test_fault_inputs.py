@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def _evaluate(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "mmd_keras.evaluate", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "mmd_keras.evaluation", *args], cwd=cwd,
                           env=faultlib.ENV, capture_output=True, text=True, timeout=300)
 
 

@@ -39,7 +39,7 @@ def test_disk_full_is_a_message_naming_the_path_and_old_checkpoints_survive(tmp_
 _RAM_RUN = """
 import json, sys
 import numpy as np, tensorflow as tf
-from mmd_keras import launch, runner
+from mmd_keras.app import launch, runner
 flags = json.loads(sys.argv[1])
 root = "ram://faults"
 common = ["prog", *flags, f"--workdir={root}/run", f"--export_dir={root}/models"]

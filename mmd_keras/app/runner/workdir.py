@@ -1,4 +1,4 @@
-"""The workdir of a run: its lock, the files that replay it, and multi-worker directories.
+"""The workdir of a run: the files that replay it, and multi-worker directories.
 
 Layout: ``flags.cfg`` (replays the run), ``run.json`` (checkpoint identity), ``.lock`` (while a
 run holds it), ``checkpoints/`` (``best/`` inside), ``samples/``, ``tensorboard/``.
@@ -10,20 +10,16 @@ import os
 import shlex
 import uuid
 
-from mmd_keras import config as config_lib
-from mmd_keras import fileio, workdir_lock
-from mmd_keras.config import ConfigError
-from mmd_keras.runner.checks import RUN_FILE
+from mmd_keras import fileio
+from mmd_keras.app import config as config_lib
+from mmd_keras.app import workdir_lock
+from mmd_keras.app.config import ConfigError
 
 FLAGS_FILE = "flags.cfg"
+RUN_FILE = "run.json"
 LOCK_FILE = workdir_lock.LOCK_FILE
 #: Flags whose change on resume is applied to the restored optimizers (and logged).
 LEARNING_RATE_FLAGS = ("generator_lr", "critic_lr")
-
-
-#: The lock of local workdirs (kept under its old name; :func:`mmd_keras.workdir_lock.acquire`
-#: picks the heartbeat lease for gs:// and other gfile paths).
-WorkdirLock = workdir_lock.FlockLock
 
 
 def flags_header(config, argv):
@@ -43,7 +39,7 @@ def write_run_files(config, argv, replicas, run_id=None):
     ``run.json`` holds the checkpoint identity, the replicas, the run id (:func:`run_id_of`: kept
     across resumes, so that the run's exports stay its own) and the learning-rate flags this
     invocation ran with (the resume rule of
-    :func:`mmd_keras.runner.build.apply_learning_rates` compares against them).
+    :func:`mmd_keras.app.runner.build.apply_learning_rates` compares against them).
     """
     workdir = fileio.absolute(config.workdir)
     flags_path = fileio.join(workdir, FLAGS_FILE)
@@ -53,6 +49,24 @@ def write_run_files(config, argv, replicas, run_id=None):
               "learning_rates": {name: getattr(config, name) for name in LEARNING_RATE_FLAGS}}
     fileio.atomic_write(fileio.join(workdir, RUN_FILE), json.dumps(record, indent=2) + "\n")
     return flags_path
+
+
+def read_run_record(workdir):
+    """The workdir's ``run.json`` as a dict (``{}`` when there is none); ConfigError naming
+    ``--workdir`` when it is not JSON."""
+    path = fileio.join(fileio.absolute(workdir), RUN_FILE)
+    text = fileio.read_text(path)
+    if text is None:
+        return {}
+    try:
+        record = json.loads(text)
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as error:
+        raise ConfigError("workdir", f"Expected {path} to be the run record this library "
+                          f"writes (JSON); it is not ({error}). Move it away to resume without "
+                          f"the identity check. Received: `--workdir={workdir}`") from None
+    return record
 
 
 def run_id_of(previous):

@@ -1,10 +1,15 @@
 """The run configuration: one frozen dataclass, validated field by field and as a whole.
 
-:class:`RunConfig` is the single description of a training run. ``mmd_keras.launch`` turns
-absl flags into it (one flag per field, same name), ``mmd_keras.training`` runs it, and
-:func:`to_flagfile` writes it back as a flagfile that replays the run. Every check raises
+:class:`RunConfig` is the single description of a training run. :mod:`mmd_keras.app.launch`
+turns absl flags into it (one flag per field, same name), :mod:`mmd_keras.app.runner` runs it,
+and :func:`to_flagfile` writes it back as a flagfile that replays the run. Every check raises
 :class:`ConfigError`, a ``ValueError`` that names the flag, the accepted values and the
 received value, so the launcher can print it and exit with code 2 before writing anything.
+
+The checks here are the command line's own (values, combinations of flags); what a network,
+loss or kernel accepts is checked by building it (:func:`mmd_keras.app.runner.checks.preflight`).
+The choices come from the library's registries, read without TensorFlow
+(:mod:`mmd_keras.catalog`, :mod:`mmd_keras.networks`): this module never imports it.
 
 The defaults are the offline default run (``configs/digits.cfg``): MMD-rep with a Gaussian
 kernel on scikit-learn's digits at 32 px, the "small" networks, a few minutes on a 2-core CPU.
@@ -12,40 +17,31 @@ kernel on scikit-learn's digits at 32 px, the "small" networks, a few minutes on
 
 import dataclasses
 import math
+import os
 from typing import Tuple
 
-from mmd_keras import _choices
-from mmd_keras.networks import checks as network_checks
+from mmd_keras import catalog, networks
+from mmd_keras.networks.checks import INITIALIZATIONS
 
-# The library's registries (losses, kernels, networks, distribute, models, rng), read from the
-# generated TF-free mirror `mmd_keras/_choices.py` (python -m mmd_keras.tools.generate_choices).
-LOSSES = _choices.LOSSES
-#: Losses whose critic must output one number per image (``required_output_dim == 1``).
-SCALAR_OUTPUT_LOSSES = _choices.SCALAR_OUTPUT_LOSSES
-#: Losses that take a kernel (the others ignore ``--kernel``).
-KERNEL_LOSSES = _choices.KERNEL_LOSSES
-#: Keyword arguments each loss accepts (``--loss_params`` keys).
-LOSS_PARAMS = _choices.LOSS_PARAMS
-KERNELS = _choices.KERNELS
-ARCHITECTURES = _choices.ARCHITECTURES
-STRATEGIES = _choices.STRATEGIES
-CRITIC_SCHEDULES = _choices.CRITIC_SCHEDULES
-LATENT_DISTRIBUTIONS = _choices.LATENT_DISTRIBUTIONS
-#: ``default`` = the architecture's paper setting (``_choices.DEFAULT_SN_MODES``).
-SN_MODES = _choices.SN_MODES
-ACROSS_REPLICAS = _choices.ACROSS_REPLICAS
-IMAGE_DATASETS = ("cifar10", "stl10", "celeb_a", "downsampled_imagenet/64x64", "lsun/bedroom",
-                  "mnist", "fashion_mnist", "image_folder", "digits", "photo_patches")
-TOY_DATASETS = ("ring8", "grid25", "moons")
-DATASETS = IMAGE_DATASETS + TOY_DATASETS
+# The choices of the flags are the library's registries, read TensorFlow-free.
+LOSSES = tuple(catalog.LOSSES)
+#: Keyword arguments each loss accepts (``--loss_params`` keys, listed by ``--help``).
+LOSS_PARAMS = catalog.LOSSES
+KERNELS = tuple(catalog.KERNELS)
+ARCHITECTURES = tuple(networks.ARCHITECTURES)
+#: ``default`` = the architecture's paper setting (``mmd_keras.networks.ARCHITECTURES``).
+SN_MODES = networks.SN_MODES
+STRATEGIES = catalog.STRATEGIES
+ACROSS_REPLICAS = catalog.ACROSS_REPLICAS
+CRITIC_SCHEDULES = catalog.CRITIC_SCHEDULES
+LATENT_DISTRIBUTIONS = catalog.LATENT_DISTRIBUTIONS
+DATASETS = tuple(catalog.DATASETS)
+TOY_DATASETS = catalog.TOY_DATASETS
 #: Datasets that read files: ``--data_dir`` is where they look (required for image_folder).
-FILE_DATASETS = ("cifar10", "stl10", "celeb_a", "downsampled_imagenet/64x64", "lsun/bedroom",
-                 "mnist", "fashion_mnist", "image_folder")
-GRAYSCALE_DATASETS = ("mnist", "fashion_mnist", "digits")
+FILE_DATASETS = tuple(name for name, d in catalog.DATASETS.items() if d.reads_files)
+#: The command line's own choices (Keras dtype policies; the best checkpoint's metric).
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-ACROSS_REPLICAS = ("block", "global")
 BEST_METRICS = ("kid", "fid")
-INITIALIZATIONS = network_checks.INITIALIZATIONS
 
 #: Fields that define the variables of a checkpoint: a workdir whose checkpoint was written
 #: with other values cannot be resumed with these.
@@ -231,15 +227,11 @@ class RunConfig:
     @property
     def dataset_channels(self):
         """The dataset's own channels (toy data: 0)."""
-        if self.dataset in TOY_DATASETS:
-            return 0
-        return 1 if self.dataset in GRAYSCALE_DATASETS else 3
+        return catalog.DATASETS[self.dataset].channels
 
     @property
     def name(self):
         """The run name used for export (the workdir's base name when ``run_name`` is empty)."""
-        import os
-
         return self.run_name or os.path.basename(os.path.normpath(self.workdir)) or "run"
 
     def parsed_loss_params(self):
@@ -363,15 +355,9 @@ def validate(config):
         if not values or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
                                  for v in values):
             _bad(flag, "a non-empty comma list of positive numbers", ",".join(map(str, values)))
+    # Which keys and values a loss and a kernel accept is theirs to say (preflight builds them).
     config.parsed_kernel_params()
-    params = config.parsed_loss_params()
-    accepted = LOSS_PARAMS.get(config.loss, ())
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise ConfigError(
-            "loss_params", f"Expected `--loss_params` keys that `--loss={config.loss}` accepts: "
-            f"{list(accepted)}. Received: unknown key(s) {unknown} in `--loss_params="
-            f"{','.join(config.loss_params)}`")
+    config.parsed_loss_params()
     _validate_combinations(config)
     _validate_steps_per_execution(config)
 
@@ -396,11 +382,6 @@ def _validate_combinations(config):
             "architecture", "Expected `--architecture=mlp` exactly for the 2-D toy datasets "
             f"{list(TOY_DATASETS)}. Received: `--architecture={config.architecture}` with "
             f"`--dataset={config.dataset}`")
-    if config.loss in SCALAR_OUTPUT_LOSSES and config.critic_output_dim != 1:
-        raise ConfigError(
-            "critic_output_dim", f"Expected `--critic_output_dim=1` for `--loss={config.loss}` "
-            "(its critic outputs one number per image). Received: "
-            f"`--critic_output_dim={config.critic_output_dim}`")
     if config.dataset == "image_folder" and not config.data_dir:
         raise ConfigError("data_dir", "Expected `--data_dir` to name a folder of JPEG/PNG "
                           "images for `--dataset=image_folder`. Received: `--data_dir=`")

@@ -1,25 +1,29 @@
-"""The command line's choices: generated from the library's registries, fresh, and every one builds."""
+"""The command line's choices: read from the library's registries (:mod:`mmd_keras.catalog`,
+:mod:`mmd_keras.networks`) without TensorFlow, the same as the TensorFlow side's, and every one
+builds."""
 
 import pytest
 
-from mmd_keras import _choices
-from mmd_keras import config as config_lib
-from mmd_keras.config import RunConfig
-from mmd_keras.runner import checks
-from mmd_keras.tools import generate_choices
+from mmd_keras import catalog
+from mmd_keras.app import config as config_lib
+from mmd_keras.app.config import RunConfig
+from mmd_keras.app.runner import build, parts
 
 # Image size and channels each architecture is exercised with (its smallest paper-like size).
 IMAGE_SIZES = {"dcgan_s1": 32, "dcgan_s2": 64, "sngan": 32, "resnet": 64, "dcgan_p1": 32,
                "celeba160": 32, "small": 16}
 
 
-def test_generated_choices_are_fresh():
-    """Fails when a registry changed and `python -m mmd_keras.tools.generate_choices` was not
-    run (the committed file must equal what the generator writes now)."""
-    with open(generate_choices.TARGET) as f:
-        committed = f.read()
-    assert committed == generate_choices.render(generate_choices.choices()), (
-        "mmd_keras/_choices.py is stale: run python -m mmd_keras.tools.generate_choices")
+def test_catalog_is_what_the_tensorflow_registries_hold():
+    """One definition: the TF-free tables name exactly what the builders build."""
+    from mmd_keras import datasets, losses
+
+    for name, cls in losses.LOSSES.items():
+        assert tuple(cls.parameters) == catalog.LOSSES[name], name
+    assert tuple(catalog.LOSSES) == tuple(losses.LOSSES)
+    assert datasets.DATASETS == tuple(catalog.DATASETS)
+    for name, entry in catalog.DATASETS.items():
+        assert datasets.dataset_shape(name, 16)[-1] == (entry.channels or 2), name
 
 
 def test_config_takes_its_choices_from_the_registries():
@@ -33,8 +37,7 @@ def test_config_takes_its_choices_from_the_registries():
     assert config_lib.CRITIC_SCHEDULES == tuple(models.CRITIC_SCHEDULES)
     assert config_lib.LATENT_DISTRIBUTIONS == tuple(rng.LATENT_DISTRIBUTIONS)
     assert set(config_lib.SN_MODES) - {"default"} == set(networks.SN_MODES) - {"default"}
-    scalar = {name for name, cls in losses.LOSSES.items() if cls.required_output_dim == 1}
-    assert set(config_lib.SCALAR_OUTPUT_LOSSES) == scalar
+    assert config_lib.DATASETS == tuple(catalog.DATASETS)
 
 
 def _image_config(architecture, **changes):
@@ -48,28 +51,30 @@ def _image_config(architecture, **changes):
 def test_every_architecture_builds_its_networks(architecture):
     assert set(IMAGE_SIZES) | {"mlp"} == set(config_lib.ARCHITECTURES)
     config = _image_config(architecture, critic_output_dim=3)
-    generator, critic = checks.build_networks(config)
+    generator, critic = parts.build_networks(config)
     assert generator.output_shape[-1] == (2 if architecture == "mlp" else 3)
     assert critic.output_shape[-1] == 3
 
 
 @pytest.mark.parametrize("sn_mode", config_lib.SN_MODES)
 def test_every_sn_mode_builds(sn_mode):
-    generator, critic = checks.build_networks(_image_config("dcgan_s1", sn_mode=sn_mode))
+    generator, critic = parts.build_networks(_image_config("dcgan_s1", sn_mode=sn_mode))
     assert critic.output_shape == (None, config_lib.RunConfig().critic_output_dim)
 
 
 @pytest.mark.parametrize("loss", config_lib.LOSSES)
 def test_every_loss_builds(loss):
-    dim = 1 if loss in config_lib.SCALAR_OUTPUT_LOSSES else 16
-    built = checks.build_loss(RunConfig(loss=loss, critic_output_dim=dim))
+    from mmd_keras import losses
+
+    dim = losses.LOSSES[loss].required_output_dim or 16
+    built = parts.build_loss(RunConfig(loss=loss, critic_output_dim=dim))
     assert built.name == loss
-    assert (getattr(built, "kernel", None) is not None) == (loss in config_lib.KERNEL_LOSSES)
+    assert (getattr(built, "kernel", None) is not None) == losses.LOSSES[loss].takes_kernel
 
 
 @pytest.mark.parametrize("kernel", config_lib.KERNELS)
 def test_every_kernel_builds(kernel):
-    built = checks.build_loss(RunConfig(loss="mmd", kernel=kernel))
+    built = parts.build_loss(RunConfig(loss="mmd", kernel=kernel))
     assert built.kernel is not None
 
 
@@ -88,7 +93,7 @@ def test_every_listed_loss_param_is_accepted(loss):
             for p in inspect.signature(init).parameters.values():
                 if p.default is not p.empty and p.name not in defaults:
                     defaults[p.name] = p.default
-    for key in _choices.LOSS_PARAMS[loss]:
+    for key in config_lib.LOSS_PARAMS[loss]:
         if key in ("kernel",):
             continue
         losses.get(loss, **{key: defaults[key]})
@@ -97,8 +102,6 @@ def test_every_listed_loss_param_is_accepted(loss):
 @pytest.mark.parametrize("schedule", config_lib.CRITIC_SCHEDULES)
 @pytest.mark.parametrize("distribution", config_lib.LATENT_DISTRIBUTIONS)
 def test_every_schedule_and_latent_prior_builds_a_model(schedule, distribution):
-    from mmd_keras.runner import build
-
     steps = 1 if schedule == "joint" else 2
     model = build.build_model(RunConfig(critic_schedule=schedule, critic_steps=steps,
                                         latent_distribution=distribution))
@@ -117,6 +120,4 @@ def test_every_across_replicas_mode_builds(mode):
 def test_local_strategies_build(strategy):
     """multi_worker needs a TF_CONFIG cluster (tests/test_launch.py runs two workers) and tpu a
     TPU (tests/test_cli.py checks the launcher reaches its creation)."""
-    from mmd_keras.runner import build
-
     assert build.create_strategy(RunConfig(strategy=strategy)).num_replicas_in_sync >= 1

@@ -1,4 +1,4 @@
-r"""Score generated images against a reference: ``python -m mmd_keras.evaluate``.
+r"""Score generated images against a reference: ``python -m mmd_keras.evaluation``.
 
 Samples and references can each be
 
@@ -17,13 +17,13 @@ Samples and references can each be
 Paper 1's MNIST scores (Bińkowski et al. 2018, §5): LeNet features, 100,000 generated images
 against the test set, KID from 100 subsets of 1,000, FID and IS from 10 bootstrap resamplings::
 
-    python -m mmd_keras.evaluate --samples=RUN/export --num_samples=100000 --reference=mnist \
+    python -m mmd_keras.evaluation --samples=RUN/export --num_samples=100000 --reference=mnist \
         --data_dir=DIR --extractor=lenet --protocol=paper1 --output=scores.json
 
 Example, on the model the default ``python -m mmd_keras.launch`` run exports to
 ``saved_models/digits``::
 
-    python -m mmd_keras.evaluate --samples=saved_models/digits --reference=digits \
+    python -m mmd_keras.evaluation --samples=saved_models/digits --reference=digits \
         --extractor=digits --num_samples=1000 --output=scores.json
 
 It prints the scores and writes JSON with every parameter used (extractor and its weights,
@@ -36,9 +36,9 @@ Inception graph with ``python -m mmd_keras.tools.fid_weights`` (or converted fro
 which writes ``$MMD_KERAS_CACHE/fid_inception.npz`` (else ``~/.cache/mmd_keras/``), where
 this command looks when ``--weights`` is not given.
 
-Flags are absl's ``--snake_case`` (the launcher's style); the older ``--dash-case`` spellings
-are accepted as aliases. Exit status 0, or 2 with an ``error:`` line and nothing computed or
-written on bad input (flags are checked before TensorFlow is imported).
+Flags are absl's ``--snake_case`` (the launcher's style). Exit status 0, or 2 with an
+``error:`` line and nothing computed or written on bad input (flags are checked before
+TensorFlow is imported).
 """
 
 import dataclasses
@@ -52,13 +52,15 @@ from absl import flags
 
 import numpy as np
 
-from mmd_keras import _help
+import mmd_keras
+from mmd_keras import fileio
+from mmd_keras.app import _help
+from mmd_keras.app.errors import EXIT_BAD_INPUT
 from mmd_keras.evaluation import kid as kid_lib
 from mmd_keras.evaluation import weights as weights_lib
 
-PROGRAM = "python -m mmd_keras.evaluate"
+PROGRAM = "python -m mmd_keras.evaluation"
 METRICS = ("kid", "fid", "is")
-EXIT_BAD_INPUT = 2
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 DIGITS_SOURCES = {"digits": "test", "digits:test": "test", "digits:train": "train",
                   "digits:all": "all"}
@@ -124,17 +126,6 @@ FLAGS = flags.FlagValues()
 _define_flags(FLAGS)
 
 
-def _canonical(argv):
-    """Maps the old ``--dash-case`` spellings to the flags' ``--snake_case`` names."""
-    out = []
-    for arg in argv:
-        if arg.startswith("--") and "-" in arg[2:].split("=", 1)[0]:
-            name, sep, value = arg[2:].partition("=")
-            arg = "--" + name.replace("-", "_") + sep + value
-        out.append(arg)
-    return out
-
-
 #: Sections of ``--help``, in order, and their flags (every flag in exactly one).
 HELP_SECTIONS = {
     "inputs": ("samples", "reference", "num_samples", "num_reference", "data_dir", "seed",
@@ -159,8 +150,7 @@ def _default(flag):
 def usage():
     """The ``--help`` text: usage, what the command does (the module docstring as plain text),
     then every flag by section with its default, help and accepted values."""
-    lines = [f"usage: {PROGRAM} --samples=SOURCE --output=FILE.json [--flag=value ...]",
-             "       (python -m mmd_keras.evaluation is the same program)", "",
+    lines = [f"usage: {PROGRAM} --samples=SOURCE --output=FILE.json [--flag=value ...]", "",
              _help.plain(__doc__).strip()]
     listed = [name for names in HELP_SECTIONS.values() for name in names]
     assert sorted(listed) == sorted(FLAGS), set(listed) ^ set(FLAGS)
@@ -185,7 +175,7 @@ def parse(argv):
         ValueError: an unknown flag, a bad value, or an unusable ``--output``/``--weights``;
             the message names the flag.
     """
-    argv = _canonical(list(argv))
+    argv = list(argv)
     if any(arg in ("-h", "--help", "--helpfull", "-help", "--helpshort") for arg in argv):
         print(usage())
         return None
@@ -242,9 +232,9 @@ def _saved_model_dir(path):
     export marker of ``mmd_keras.export`` (written last), only marked versions count, so an
     export that was cut short is never scored.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # after parsing: --help and flag errors stay TensorFlow-free
 
-    from mmd_keras import export
+    from mmd_keras import export  # imports TensorFlow: after parsing
 
     gfile = tf.io.gfile
     if gfile.exists(gfile.join(path, "saved_model.pb")):
@@ -258,7 +248,7 @@ def _saved_model_dir(path):
 
 
 def _generate(model_dir, num_samples, seed, batch_size):
-    import tensorflow as tf
+    import tensorflow as tf  # after parsing: --help and flag errors stay TensorFlow-free
 
     loaded = tf.saved_model.load(model_dir)
     if "sample" not in loaded.signatures:
@@ -275,7 +265,7 @@ def _generate(model_dir, num_samples, seed, batch_size):
 
 
 def _read_folder(path):
-    import tensorflow as tf
+    import tensorflow as tf  # after parsing: --help and flag errors stay TensorFlow-free
 
     names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
     if not names:
@@ -320,13 +310,13 @@ def load_images(source, num_samples=None, seed=0, batch_size=256, image_size=Non
     """
     info = {"source": source}
     if source in MNIST_SOURCES:
-        from mmd_keras import datasets
+        from mmd_keras import datasets  # imports TensorFlow: after parsing
 
         name, split = MNIST_SOURCES[source]
         images, _ = datasets.mnist_images(split, data_dir, name)
         info.update(kind="dataset", dataset=name, split=split, image_size=28)
     elif source in DIGITS_SOURCES:
-        from mmd_keras import datasets
+        from mmd_keras import datasets  # imports TensorFlow: after parsing
 
         size = image_size if image_size in (16, 32) else 32
         images, _ = datasets.digits_images(DIGITS_SOURCES[source], size)
@@ -394,7 +384,7 @@ def evaluate(samples, reference, extractor, metrics=METRICS, kid_subsets=100,
     if kid_subset_size is None:
         kid_subset_size = min(1000, len(real), len(fake))
     if protocol == "paper1":
-        from mmd_keras.evaluation import protocol as protocol_lib
+        from mmd_keras.evaluation import protocol as protocol_lib  # imports TensorFlow
 
         probabilities = extractor.probabilities(samples) if "is" in metrics else None
         scores = protocol_lib.scores_from_features(
@@ -423,7 +413,7 @@ def evaluate(samples, reference, extractor, metrics=METRICS, kid_subsets=100,
 
 
 def _make_extractor(args):
-    from mmd_keras.evaluation import extractors
+    from mmd_keras.evaluation import extractors  # imports TensorFlow: after parsing
 
     if args.extractor == "digits":
         return extractors.get("digits", cache_dir=args.cache_dir)
@@ -483,19 +473,12 @@ def main(argv=None):
     except (ValueError, OSError, RuntimeError, NotImplementedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    import mmd_keras
-
     report = {"samples": samples_info, "reference": reference_info, "seed": args.seed,
               "metrics_requested": list(metrics), "mmd_keras_version": mmd_keras.__version__,
               **result}
     for name, value in result["metrics"].items():
         print(_summary(name, value))
-    from mmd_keras import fileio
-
     fileio.atomic_write(args.output, json.dumps(report, indent=2, sort_keys=True))
     print(f"wrote {args.output}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 
-from mmd_keras.config import ConfigError
+from mmd_keras.app.config import ConfigError
 from mmd_keras.fileio import is_local
 
 LOCK_FILE = ".lock"
@@ -79,7 +79,7 @@ class FlockLock:
 
     def acquire(self):
         """Takes the lock; :class:`WorkdirBusyError` when another process holds it."""
-        import fcntl
+        import fcntl  # POSIX only, and only where a local lock is taken
 
         created_dir = not os.path.exists(self.workdir)
         os.makedirs(self.workdir, exist_ok=True)
@@ -120,7 +120,7 @@ class FlockLock:
         killed run) gets its previous content back, a workdir :meth:`acquire` created is
         removed if empty.
         """
-        import fcntl
+        import fcntl  # POSIX only, and only where a local lock is taken
 
         if self._fd is None:
             return
@@ -170,7 +170,7 @@ class LeaseLock:
 
     def read(self):
         """``(lease dict or None, age in seconds or None)``; None, None when there is none."""
-        import tensorflow as tf
+        import tensorflow as tf  # gfile leases only: a local lock needs no TensorFlow
 
         try:
             with tf.io.gfile.GFile(self.path, "rb") as f:
@@ -193,7 +193,7 @@ class LeaseLock:
 
     def _put(self, data):
         """Replaces the lease file whole (a temporary object, then a rename)."""
-        import tensorflow as tf
+        import tensorflow as tf  # gfile leases only: a local lock needs no TensorFlow
 
         tmp = f"{self.path}.tmp-{uuid.uuid4().hex[:8]}"
         with tf.io.gfile.GFile(tmp, "wb") as f:
@@ -214,7 +214,7 @@ class LeaseLock:
 
     def acquire(self):
         """Takes the lock (rule in the module docstring); :class:`WorkdirBusyError` if fresh."""
-        import tensorflow as tf
+        import tensorflow as tf  # gfile leases only: a local lock needs no TensorFlow
 
         lease, age = self.read()
         if lease is not None and age < self.stale_after:
@@ -261,7 +261,7 @@ class LeaseLock:
         """Stops the heartbeat and deletes the lease (if still ours). ``remove_if_created``
         undoes :meth:`acquire`: a stale lease it took over is put back, and the workdir is
         removed when :meth:`acquire` created it and it is empty."""
-        import tensorflow as tf
+        import tensorflow as tf  # gfile leases only: a local lock needs no TensorFlow
 
         if not self._held:
             return

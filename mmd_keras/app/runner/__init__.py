@@ -1,4 +1,5 @@
-"""Runs a :class:`mmd_keras.config.RunConfig`: the body of ``mmd-keras`` / ``python -m mmd_keras.launch``.
+"""Runs a :class:`mmd_keras.app.config.RunConfig`: the body of ``mmd-keras`` /
+``python -m mmd_keras.launch``.
 
 :func:`run` is the story of a run, one named step per line: strategy → preflight (checks and
 the networks and loss, built once, writing nothing) → lock → build → restore → fit → report.
@@ -6,16 +7,20 @@ Nothing is written before preflight has passed, and a failure before ``fit`` lea
 workdir as it was. :func:`dry_run` is preflight without opening the data, strategy or lock.
 
 Failure behaviour (docs/operations.md; tests/faults/): the lock is ``flock`` locally
-and a heartbeat lease on gs:// and other ``tf.io.gfile`` paths (:mod:`mmd_keras.workdir_lock`);
+and a heartbeat lease on gs:// and other ``tf.io.gfile`` paths (:mod:`mmd_keras.app.workdir_lock`);
 the restore trusts no state file and skips unreadable or non-finite checkpoints, and no save
 writes a non-finite weight (:mod:`mmd_keras.checkpointing`); SIGTERM/SIGINT checkpoint the
-current step and exit 42 (:mod:`mmd_keras.preemption`); a failed write is one ``error:`` line
+current step and exit 42 (:mod:`mmd_keras.app.preemption`); a failed write is one ``error:`` line
 and exit 1. Every path goes through :mod:`mmd_keras.fileio` (local, ``gs://``, ``ram://``).
 
-Modules: :mod:`~mmd_keras.runner.checks` (preflight), :mod:`~mmd_keras.runner.workdir` (lock,
-``flags.cfg``/``run.json``), :mod:`~mmd_keras.runner.build` (strategy, data, model,
-checkpoints, callbacks), :mod:`~mmd_keras.runner.evaluation` (the per-dataset evaluation plan)
-and, here, the story and what the run prints at the end.
+Modules, each importing only those before it (``tests/test_import_graph.py``):
+:mod:`~mmd_keras.app.runner.workdir` (``flags.cfg``/``run.json``, multi-worker directories),
+:mod:`~mmd_keras.app.runner.parts` (networks, loss and data, built from the config),
+:mod:`~mmd_keras.app.runner.evaluation` (the per-dataset evaluation plan),
+:mod:`~mmd_keras.app.runner.build` (strategy, model, checkpoints, callbacks),
+:mod:`~mmd_keras.app.runner.checks` (preflight), and, here, the story and what the run prints
+at the end. The launcher imports this package only after the flags are valid (it imports
+TensorFlow).
 """
 
 import contextlib
@@ -25,21 +30,26 @@ import os
 import sys
 import time
 
-from mmd_keras import config as config_lib
-from mmd_keras import fileio, performance, workdir_lock
-from mmd_keras.config import ConfigError
-from mmd_keras.preemption import EXIT_PREEMPTED
-from mmd_keras.runner import build, checks, evaluation, workdir
-from mmd_keras.runner.build import build_dataset, build_model, fit_plan
-from mmd_keras.runner.checks import (RUN_FILE, build_loss, check_eval_weights, check_workdir,
-                                     loss_params, networks_kwargs, preflight)
-from mmd_keras.runner.workdir import FLAGS_FILE, LOCK_FILE, WorkdirLock, worker_config
+import keras
+import tensorflow as tf
+
+from mmd_keras import callbacks as cb
+from mmd_keras import export, fileio, performance
+from mmd_keras.app import config as config_lib
+from mmd_keras.app import preemption, workdir_lock
+from mmd_keras.app.config import ConfigError
+from mmd_keras.app.preemption import EXIT_PREEMPTED
+from mmd_keras.app.runner import build, evaluation, workdir
+from mmd_keras.app.runner.build import build_model, fit_plan
+from mmd_keras.app.runner.checks import check_eval_weights, check_workdir, preflight
+from mmd_keras.app.runner.parts import build_dataset, build_loss, loss_params, networks_kwargs
+from mmd_keras.app.runner.workdir import FLAGS_FILE, LOCK_FILE, RUN_FILE, worker_config
 
 #: Exit codes of a run: 0 done; 1 stopped on a non-finite loss or weight, a write failed
 #: (disk full, read-only, quota), or ``--collapse_recovery`` gave up (a collapse after
 #: ``--collapse_max_recoveries`` recoveries) — the message names it and every checkpoint
-#: written before is intact; 42 (:data:`mmd_keras.preemption.EXIT_PREEMPTED`) stopped by SIGTERM/SIGINT after
-#: checkpointing the current step: rerun the same command to resume. (2, bad input, is the
+#: written before is intact; 42 (:data:`mmd_keras.app.preemption.EXIT_PREEMPTED`) stopped by
+#: SIGTERM/SIGINT after checkpointing the current step: rerun the same command to resume. (2, bad input, is the
 #: launcher's: a ConfigError raised before anything is written.)
 EXIT_OK, EXIT_NON_FINITE = 0, 1
 #: Failures of a write, reported as one ``error:`` line (exit 1) instead of a traceback.
@@ -79,20 +89,16 @@ def run(config, argv=None, print_fn=print, strategy=None):
     Raises:
         ConfigError: before anything is written (bad input, busy or foreign workdir).
     """
-    import tensorflow as tf
-
-    from mmd_keras import preemption
-
     config = worker_config(config)
     strategy = strategy or build.create_strategy(config)
     build.set_globals(config)
     with strategy.scope():
-        parts = preflight(config)
+        built = preflight(config)
     lock = workdir_lock.acquire(config.workdir, print_fn=print_fn)
     try:
         with preemption.PreemptionHandler(lock=lock) as stop:
             try:
-                state = build_run(config, strategy, parts, stop, print_fn)
+                state = build_run(config, strategy, built, stop, print_fn)
                 restore_run(state, print_fn)
             except BaseException:  # e.g. a foreign checkpoint: the workdir is left as it was
                 lock.release(remove_if_created=True)
@@ -113,14 +119,12 @@ def _paths(config):
     return paths
 
 
-def build_run(config, strategy, parts, stop, print_fn):
+def build_run(config, strategy, built, stop, print_fn):
     """Model, TensorBoard writer (its file made on first use), evaluation and checkpoint (in
     the strategy scope); nothing is written."""
-    from mmd_keras import callbacks as cb
-
     state = Run(config, strategy, _paths(config), stop)
     with strategy.scope():
-        state.model = build_model(config, parts)
+        state.model = built.model if built.model is not None else build_model(config, built)
         state.writer = cb.SummaryWriter(state.paths["tensorboard"])
         state.evaluation, state.kid_floor = evaluation.build_evaluation(
             config, state.writer, None, print_fn, state.model)
@@ -132,8 +136,6 @@ def build_run(config, strategy, parts, stop, print_fn):
 def restore_run(state, print_fn):
     """Restores the newest usable checkpoint (ConfigError when it belongs to another run, or
     checkpoints exist and none is usable: nothing is written then)."""
-    from mmd_keras import callbacks as cb
-
     with state.strategy.scope():
         state.restored = build.restore(state.checkpoints, state.config, state.model, print_fn)
     state.start_step = cb.current_step(state.model)
@@ -143,7 +145,7 @@ def start_run(state, argv, print_fn):
     """Applies changed learning rates, writes ``flags.cfg`` and ``run.json``, builds the
     callbacks and says what will train."""
     config, replicas = state.config, state.strategy.num_replicas_in_sync
-    previous = checks.read_run_record(config.workdir)
+    previous = workdir.read_run_record(config.workdir)
     state.run_id = workdir.run_id_of(previous)
     if state.restored:
         build.apply_learning_rates(state.model, config, previous, print_fn)
@@ -169,8 +171,6 @@ def fit_run(state, print_fn=print):
     collapse recovery gives up. A recovery rewinds the step counter, so a pass of the plan can
     end short of ``--steps``: the plan is made again from the current step (at most
     ``--collapse_max_recoveries`` + 1 passes)."""
-    from mmd_keras import callbacks as cb
-
     config, replicas = state.config, state.strategy.num_replicas_in_sync
     verbose = 1 if build.console_is_terminal() else 0
     started = time.time()
@@ -202,8 +202,6 @@ def _stopped(state):
 # --- the end of a run ----------------------------------------------------------------------------
 def final_report(state, print_fn):
     """Prints the outcome and every output location, exports the generator; the exit code."""
-    from mmd_keras import callbacks as cb
-
     config = state.config
     if state.guard.failed:
         print_fn(f"error: {state.guard.message}")
@@ -257,8 +255,6 @@ def _export(state, print_fn):
     config = state.config
     if not config.export:
         return
-    from mmd_keras import export
-
     root = state.paths["saved_models"]
     fingerprint = export.run_fingerprint(state.paths["workdir"], state.run_id)
     found = export.find_export(root, config.name, fingerprint)
@@ -280,8 +276,6 @@ def storage_failure(error, config):
     with a message naming the path instead of a traceback. Nothing written before is changed:
     checkpoints and run files are written under temporary names first.
     """
-    import tensorflow as tf
-
     message = str(getattr(error, "message", "") or error)
     if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
         where = f" ({error.filename})" if error.filename else ""
@@ -300,8 +294,6 @@ def storage_failure(error, config):
 
 @contextlib.contextmanager
 def _dtype_policy(name):
-    import keras
-
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(name)
     try:
@@ -347,5 +339,5 @@ def dry_run(config, stdout=None):
 
 __all__ = ["run", "dry_run", "preflight", "ConfigError", "check_workdir", "check_eval_weights", "build_loss",
            "build_model", "build_dataset", "fit_plan", "loss_params", "networks_kwargs",
-           "worker_config", "WorkdirLock", "RUN_FILE", "FLAGS_FILE", "LOCK_FILE", "EXIT_OK",
+           "worker_config", "RUN_FILE", "FLAGS_FILE", "LOCK_FILE", "EXIT_OK",
            "EXIT_NON_FINITE", "EXIT_PREEMPTED"]

@@ -1,13 +1,21 @@
-"""Building a run: process-wide settings, the strategy, the data stream, the model, the
-checkpoints and the callbacks. Nothing here writes to the workdir except the savers it returns.
+"""Building a run: process-wide settings, the strategy, the model, the checkpoints and the
+callbacks (the parts — networks, loss, data — come from :mod:`.parts`). Nothing here writes to
+the workdir except the savers it returns.
 """
 
 import dataclasses
-import os
 import sys
 
-from mmd_keras import config as config_lib
-from mmd_keras.config import ConfigError
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmd_keras import callbacks as cb
+from mmd_keras import checkpointing, collapse, distribute, fileio, models
+from mmd_keras.app import errors
+from mmd_keras.app.config import ConfigError
+from mmd_keras.app.runner import parts as parts_lib
+from mmd_keras.errors import CheckpointError
 
 #: The events of ``--collapse_recovery`` (:meth:`mmd_keras.collapse.CollapseRecovery.to_json`).
 COLLAPSE_FILE = "collapse_recovery.json"
@@ -15,9 +23,6 @@ COLLAPSE_FILE = "collapse_recovery.json"
 
 def set_globals(config):
     """Seeds, op determinism and the Keras dtype policy (process-wide, before any network)."""
-    import keras
-    import tensorflow as tf
-
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -27,8 +32,6 @@ def set_globals(config):
 def create_strategy(config):
     """The ``tf.distribute`` strategy of ``config``, made before TensorFlow runs any op (multi-
     worker collectives and TPU initialization need that); errors name ``--strategy``/``--tpu``."""
-    from mmd_keras import distribute
-
     try:
         return distribute.create_strategy(config.strategy, tpu=config.tpu or None)
     except ValueError as error:
@@ -39,30 +42,6 @@ def create_strategy(config):
         raise ConfigError("tpu", f"Expected `--tpu` to name a reachable TPU ({type(error).__name__}:"
                           f" {str(error).splitlines()[0] if str(error) else ''}). Received: "
                           f"`--tpu={config.tpu}`") from None
-
-
-def build_dataset(config, start_step=0, split=None, replicas=1, training=False):
-    """The stream of global batches (``--batch_size`` per replica x ``replicas``; Keras splits
-    each across the replicas); with ``--deterministic`` a resumed run skips the consumed steps,
-    otherwise the shuffle is reseeded by the start step (no replay, no skipping).
-
-    ``training=True`` with ``--fresh_real_batches``: one element per generator step holding a
-    new batch for every critic step and the generator step (`models.real_batches_per_step`).
-    """
-    from mmd_keras import datasets, models
-
-    deterministic = config.deterministic
-    batches_per_step = 1
-    if training and config.fresh_real_batches:
-        batches_per_step = models.real_batches_per_step(config.critic_schedule, config.critic_steps)
-    options = ({"channels": config.channels} if config.dataset in config_lib.CHANNEL_CHOICE_DATASETS
-               else {})
-    return datasets.build_dataset(
-        config.dataset, split=split, image_size=config.image_size if config.channels else None,
-        batch_size=config.batch_size * replicas, data_dir=config.data_dir or None,
-        seed=config.seed if deterministic else config.seed + start_step,
-        deterministic=deterministic, start_batch=start_step if deterministic else 0,
-        batches_per_step=batches_per_step, **options)
 
 
 def fit_plan(start_step, total_steps, steps_per_epoch):
@@ -88,15 +67,15 @@ def fit_plan(start_step, total_steps, steps_per_epoch):
 
 def build_model(config, parts=None):
     """The compiled MMDGAN (Adam with the config's betas, optimizers built) around the
-    networks and loss of ``parts`` (:class:`mmd_keras.runner.checks.Parts`; built when None)."""
-    import keras
+    networks and loss of ``parts`` (:class:`mmd_keras.app.runner.parts.Parts`; built when None).
 
-    from mmd_keras import models
-    from mmd_keras.runner import checks
-
+    Raises:
+        ArgumentError: the networks and the loss do not go together (e.g. a loss of a
+            one-output critic with ``--critic_output_dim`` > 1): the model's own check.
+    """
     if parts is None:
-        generator, critic = checks.build_networks(config)
-        parts = checks.Parts(generator, critic, checks.build_loss(config))
+        generator, critic = parts_lib.build_networks(config)
+        parts = parts_lib.Parts(generator, critic, parts_lib.build_loss(config))
     model = models.MMDGAN(
         parts.generator, parts.critic, latent_dim=config.latent_dim,
         latent_distribution=config.latent_distribution,
@@ -129,8 +108,6 @@ class Checkpoints:
 
 def build_checkpoints(config, directory, model, evaluation):
     """Checkpoint of the model and the evaluation state (nothing is read or written yet)."""
-    import tensorflow as tf
-
     items = dict(model.checkpoint_items())
     if evaluation is not None:
         items.update(evaluation.checkpoint_items())
@@ -147,15 +124,14 @@ def restore(checkpoints, config, model, print_fn=print):
             ``--latent_dim`` when the latent size differs, else ``--architecture``), or
             checkpoints exist and none is usable (``--workdir``). Nothing is written then.
     """
-    from mmd_keras import checkpointing, fileio
-
     try:
         checkpoints.manager, path = checkpointing.open_checkpoints(
             checkpoints.checkpoint, checkpoints.directory, config.keep_checkpoints, print_fn)
-    except ConfigError:
-        raise
+    except CheckpointError as error:
+        raise errors.config_error(error, config, "workdir", "to hold no checkpoint or a usable "
+                                  "one") from None
     except (AssertionError, ValueError) as error:
-        flag, detail = checkpointing.describe_mismatch(error, model.generator, config.latent_dim)
+        flag, detail = errors.describe_mismatch(error, model.generator, config.latent_dim)
         raise ConfigError(flag, f"Expected `--{flag}` to fit the checkpoint in `--workdir="
                           f"{config.workdir}`: {detail}. Use the flags it was written with or "
                           f"another --workdir. Received: `--{flag}="
@@ -177,8 +153,6 @@ def apply_learning_rates(model, config, previous, print_fn=print):
     ``run.json`` recorded learning rates compare with the checkpoint's value instead (without
     ``--adaptive_lr``, which may have decayed it). ``flags.cfg`` then describes what ran.
     """
-    import numpy as np
-
     recorded = (previous or {}).get("learning_rates", {})
     step = int(model.step.numpy())
     changed = []
@@ -212,12 +186,10 @@ def build_callbacks(config, model, checkpoints, paths, writer, evaluation, print
     """``(callbacks, guard, samples, recovery)``: guard, collapse recovery (``recovery``, None
     without ``--collapse_recovery``), evaluation, saver (checks the weights finite before each
     save), sample grids, scalars, console, stop at ``--steps``, and ``stop`` (the
-    :class:`mmd_keras.preemption.PreemptionHandler`). Call after :func:`restore`.
+    :class:`mmd_keras.app.preemption.PreemptionHandler`). Call after :func:`restore`.
 
     The evaluation callback's ``on_new_best`` saves through the saver made here.
     """
-    from mmd_keras import callbacks as cb
-
     guard = cb.NonFiniteGuard(checkpoints.describe_latest, print_fn=print_fn)
     recovery = build_collapse_recovery(config, model, checkpoints, paths, writer, print_fn)
     saver = cb.CheckpointCallback(checkpoints.manager, config.checkpoint_every,
@@ -242,8 +214,6 @@ def build_collapse_recovery(config, model, checkpoints, paths, writer, print_fn)
     resumed run keeps the raised coefficient. (Preflight checked the loss has a coefficient.)"""
     if not config.collapse_recovery:
         return None
-    from mmd_keras import collapse, fileio
-
     rule = collapse.CollapseRule(condition_growth=config.collapse_condition_growth,
                                  scale_drop=config.collapse_scale_drop or None,
                                  patience=config.collapse_patience)
@@ -256,6 +226,6 @@ def build_collapse_recovery(config, model, checkpoints, paths, writer, print_fn)
         path=fileio.join(paths["workdir"], COLLAPSE_FILE), print_fn=print_fn)
 
 
-__all__ = ["set_globals", "create_strategy", "build_dataset", "fit_plan", "build_model",
+__all__ = ["set_globals", "create_strategy", "fit_plan", "build_model",
            "build_checkpoints", "restore", "apply_learning_rates", "build_callbacks",
            "build_collapse_recovery", "COLLAPSE_FILE"]

@@ -17,7 +17,11 @@ import os
 
 import numpy as np
 
-from mmd_keras import config as config_lib
+from mmd_keras import datasets
+from mmd_keras.app import config as config_lib
+from mmd_keras.app.runner import parts
+from mmd_keras.evaluation import callback as callback_lib
+from mmd_keras.evaluation import digits_classifier, extractors, metrics
 from mmd_keras.evaluation import weights as weights_lib
 
 Plan = collections.namedtuple("Plan", "extractor reference held_out floor")
@@ -53,15 +57,11 @@ def needs_weights(config):
 
 def real_images(config, split):
     """Real images in [-1, 1] for evaluation (held-out split, else the training stream)."""
-    from mmd_keras import datasets
-
     if config.dataset == "mnist":  # 28 px; the LeNet resizes generated images to 28 itself
         return datasets.mnist_images(split, config.data_dir or None)[0][:10_000]
     if plan(config).held_out:
         return datasets.digits_images(split, config.image_size)[0]
-    from mmd_keras.runner import build
-
-    batches = [batch.numpy() for batch in build.build_dataset(config).take(
+    batches = [batch.numpy() for batch in parts.build_dataset(config).take(
         -(-config.eval_num_samples // config.batch_size))]
     return np.concatenate(batches)[:config.eval_num_samples]
 
@@ -70,8 +70,6 @@ def announcement(config, p):
     """The line printed before the evaluation is prepared (it can take a minute: a classifier
     trained on first use, the real images' features, the floor), so that the wait before the
     first progress line is explained and not charged to training."""
-    from mmd_keras.evaluation import digits_classifier
-
     if p.extractor == "digits" and not os.path.isfile(digits_classifier.cache_path()):
         network = ("training the digits classifier (once; cached in "
                    f"{os.path.dirname(digits_classifier.cache_path())})")
@@ -98,9 +96,6 @@ def build_evaluation(config, writer, on_new_best, print_fn, model=None):
                  f"in the default cache: `{weights_lib.FID_WEIGHTS_COMMAND}`, else "
                  f"`{weights_lib.CONVERT_COMMAND}`) to evaluate on {config.dataset}.")
         return None, None
-    from mmd_keras.evaluation import callback as callback_lib
-    from mmd_keras.evaluation import extractors, metrics
-
     print_fn(announcement(config, p))
     if p.extractor == "fid_inception":
         extractor = extractors.get(p.extractor, weights_path=weights, flag="--eval_weights")
