@@ -3,6 +3,7 @@
 Run from the repository root::
 
     python -m benchmarks.xla_compile --config imagenet64 --image_size 32
+    python -m benchmarks.xla_compile --all_configs       # every shipped config, float32 and bf16
 
 Each case builds the model as the launcher does (``--flagfile=configs/<config>.cfg``, batch 2,
 one replica, with the case's loss and critic schedule), traces ``train_step`` in a
@@ -10,13 +11,21 @@ one replica, with the case's loss and critic schedule), traces ``train_step`` in
 stage "hlo": TensorFlow → HLO, before XLA's optimizations). Reported: HLO instructions,
 convolutions, and the seconds of tracing + lowering. The HLO's size does not depend on the
 image size (the same ops on other shapes), so ``--image_size 32`` measures the 64-px graph faster.
+
+``--all_configs`` lowers every ``configs/*.cfg`` as shipped (its own loss, schedule and image
+size; batch 2, one replica) under ``float32`` and ``mixed_bfloat16``, and records what the
+launcher says to the same config on 2 replicas (``--strategy=mirrored --jit_compile``).
 """
 
+import glob
+import os
 import re
 import sys
 import time
 
 from benchmarks import common
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: name -> launcher flags replacing the config's loss / critic schedule.
 CASES = {
@@ -33,16 +42,20 @@ def hlo_instructions(hlo):
     return sum(1 for line in hlo.splitlines() if re.match(r"\s+(ROOT )?%?[\w.\-]+ = ", line))
 
 
-def measure(config_name, flags, batch_size, image_size):
-    """``{"hlo_instructions", "hlo_convolutions", "lowering_s"}`` of one case."""
+def measure(config_name, flags, batch_size, image_size=None):
+    """``{"hlo_instructions", "hlo_convolutions", "lowering_s"}`` of one case (``image_size``
+    None: the config's own)."""
+    import keras
     import tensorflow as tf
 
     from mmd_keras.app import launch
     from mmd_keras.app.runner import build
 
-    config, _ = launch.parse(["xla_compile", f"--flagfile=configs/{config_name}.cfg",
-                              f"--batch_size={batch_size}", f"--image_size={image_size}", "--strategy=default",
+    size = [f"--image_size={image_size}"] if image_size else []
+    config, _ = launch.parse(["xla_compile", f"--flagfile={os.path.join(ROOT, 'configs', config_name + '.cfg')}",
+                              f"--batch_size={batch_size}", *size, "--strategy=default",
                               "--eval_weights=", "--adaptive_lr=false"] + flags)
+    keras.backend.clear_session()  # one model per case: names and graphs do not pile up
     build.set_globals(config)
     model = build.build_model(config)
     data = tf.zeros((batch_size,) + model._image_shape)
@@ -53,6 +66,44 @@ def measure(config_name, flags, batch_size, image_size):
             "lowering_s": round(time.perf_counter() - start, 1)}
 
 
+def two_replica_answer(config_name):
+    """What the launcher's flag checks say to ``config_name`` with ``--strategy=mirrored
+    --jit_compile`` (no TensorFlow device is touched): "accepted" or the error message."""
+    from mmd_keras.app import launch
+    from mmd_keras.app.config import ConfigError
+
+    try:
+        launch.parse(["xla_compile", f"--flagfile={os.path.join(ROOT, 'configs', config_name + '.cfg')}", "--strategy=mirrored",
+                      "--jit_compile", "--eval_weights=", "--adaptive_lr=false"])
+    except ConfigError as error:
+        return f"refused: {error}"
+    return "accepted"
+
+
+def all_configs(batch_size, log):
+    """Every shipped config lowered under float32 and mixed_bfloat16, plus the 2-replica answer."""
+    from mmd_keras import performance
+
+    names = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(ROOT, "configs", "*.cfg")))
+    rows = {}
+    for name in names:
+        rows[name] = {"two_replicas": two_replica_answer(name)}
+        for policy in ("float32", "mixed_bfloat16"):
+            try:
+                rows[name][policy] = measure(name, [f"--mixed_precision={policy}"], batch_size)
+            except Exception as error:  # recorded, not hidden: a config XLA cannot lower
+                rows[name][policy] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
+            log(f"{name} {policy}: {rows[name][policy]}")
+    return {"benchmark": "xla_compile_all_configs", "batch_size": batch_size,
+            "machine": common.machine_info(), "kernel_set": performance.kernel_set(), "configs": rows}
+
+
+def _cell(result):
+    if "error" in result:
+        return "fails: " + result["error"][:60]
+    return f"{result['hlo_instructions']:,} / {result['lowering_s']} s"
+
+
 def main(argv=None):
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--config", default="imagenet64")
@@ -60,7 +111,19 @@ def main(argv=None):
     parser.add_argument("--image_size", type=common.positive_int, default=64)
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma list of {list(CASES)}")
     parser.add_argument("--label", default="", help="a name for this code version (e.g. before/after)")
+    parser.add_argument("--all_configs", action="store_true",
+                        help="every configs/*.cfg as shipped, float32 and mixed_bfloat16")
     args = parser.parse_args(argv)
+    if args.all_configs:
+        record = all_configs(args.batch_size, common.log)
+        print(common.format_table(
+            ["config", "float32: HLO instr. / lowering", "mixed_bfloat16", "2 replicas + --jit_compile"],
+            [[name, _cell(r["float32"]), _cell(r["mixed_bfloat16"]), r["two_replicas"][:70]]
+             for name, r in record["configs"].items()]))
+        path = args.output or common.default_output("xla_compile_all_configs", args.quick)
+        common.write_json(record, path)
+        common.log(f"wrote {path}")
+        return record
     cases = [c for c in args.cases.split(",") if c]
     unknown = [c for c in cases if c not in CASES]
     if unknown:

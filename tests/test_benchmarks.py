@@ -88,6 +88,7 @@ def test_matmul_transpose_flags():
     ("threads", ["--rounds", "0"]),
     ("accelerator", ["--repeats", "-1"]),
     ("main_job", ["--steps", "0"]),
+    ("xla_compile", ["--cases", "smmd/c7"]),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(module, args, tmp_path, cli_exit_2):
     out = tmp_path / "r.json"
@@ -440,3 +441,18 @@ def test_main_job_benchmark_splits_the_launchers_wall_time(tmp_path):
     assert run["ratio_wall_to_training"] == pytest.approx(run["wall_s"] / run["training_s"])
     assert record["targets"]["wall_within_1_3x_training"]["target"] == 1.3
     assert record["machine"]["kernel_set"] in ("oneDNN", "Eigen")
+
+
+def test_xla_compile_counts_hlo_instructions_and_the_launchers_two_replica_answer():
+    """`benchmarks.xla_compile`: instruction lines of an HLO text counted by hand; the smoke
+    config lowers under XLA with its convolutions; on 2 mirrored replicas the launcher refuses
+    `--jit_compile` (XLA cannot reach the other devices' variable copies)."""
+    from benchmarks import xla_compile
+
+    hlo = ("HloModule m\n\nENTRY %main (p: f32[2]) -> f32[2] {\n  %p = f32[2] parameter(0)\n"
+           "  %c = f32[2] convolution(%p, %p)\n  ROOT %add.1 = f32[2] add(%c, %p)\n}\n")
+    assert xla_compile.hlo_instructions(hlo) == 3
+    result = xla_compile.measure("smoke", ["--mixed_precision=mixed_bfloat16"], batch_size=2)
+    assert result["hlo_instructions"] > 1000 and result["hlo_convolutions"] >= 4
+    answer = xla_compile.two_replica_answer("smoke")
+    assert answer.startswith("refused:") and "--jit_compile" in answer and "mirrored" in answer
