@@ -23,13 +23,15 @@ The networks' registries (``ARCHITECTURES``, ``SN_MODES``) are TF-free in
 import collections
 
 #: Keywords every loss accepts (``mmd_keras.losses.GANLoss.parameters``).
-_PENALTIES = ("gradient_penalty_weight", "activation_penalty_weight", "legacy_gp_axis")
-#: ... and every loss of the kernel (MMD) family.
-_KERNEL = _PENALTIES + ("kernel", "estimator", "legacy_constant_diagonal")
+PENALTY_KEYWORDS = ("gradient_penalty_weight", "activation_penalty_weight", "legacy_gp_axis")
+#: ... and every loss of the kernel (MMD) family (``mmd_family.KernelLoss.parameters``).
+KERNEL_KEYWORDS = PENALTY_KEYWORDS + ("kernel", "estimator", "legacy_constant_diagonal")
+_PENALTIES, _KERNEL = PENALTY_KEYWORDS, KERNEL_KEYWORDS
 _REPULSIVE = _KERNEL + ("lam", "bounded", "lower_bound", "upper_bound")
 
-#: Loss name -> the keywords ``mmd_keras.losses.get(name, **params)`` accepts (the classes'
-#: ``parameters``; ``tests/test_registry.py`` holds them to it).
+#: Loss name -> the keywords ``mmd_keras.losses.get(name, **params)`` accepts. The loss classes'
+#: ``parameters`` are these tuples (one definition; ``tests/test_catalog.py`` checks each
+#: registered class against its name's entry).
 LOSSES = {
     "mmd": _KERNEL,
     "repulsive": _REPULSIVE,

@@ -50,7 +50,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmd_keras import rng
+from mmd_keras import catalog, rng
 from mmd_keras.losses import inputs, penalties
 
 MODES = ("critic", "generator", "both")
@@ -148,7 +148,7 @@ class GANLoss(keras.layers.Layer):
     """
 
     name = None
-    parameters = ("gradient_penalty_weight", "activation_penalty_weight", "legacy_gp_axis")
+    parameters = catalog.PENALTY_KEYWORDS
     num_fake_batches = 1
     required_output_dim = None
     takes_kernel = False

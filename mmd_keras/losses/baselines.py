@@ -23,6 +23,7 @@ caller (:class:`~mmd_keras.losses.base.GANLoss`). All float32.
 import keras
 import tensorflow as tf
 
+from mmd_keras import catalog
 from mmd_keras.losses import inputs
 from mmd_keras.losses.base import GANLoss
 from mmd_keras.losses.inputs import scalar_output
@@ -208,7 +209,7 @@ class SobolevLoss(GANLoss):
     """
 
     name = "sobolev"
-    parameters = GANLoss.parameters + ("rho",)
+    parameters = catalog.LOSSES["sobolev"]
     required_output_dim = 1
     jacobian = "critic"
     needs_fake_gradients = True

@@ -26,9 +26,9 @@ gradient term for the fake one (a bug not reproduced here).
 import keras
 import tensorflow as tf
 
+from mmd_keras import catalog
 from mmd_keras import kernels as kernels_lib
 from mmd_keras.losses import estimators
-from mmd_keras.losses.base import GANLoss
 from mmd_keras.losses.mmd_family import KernelLoss
 
 
@@ -147,7 +147,7 @@ class GCMMDLoss(KernelLoss):
     """
 
     name = "gcmmd"
-    parameters = GANLoss.parameters + ("kernel", "estimator", "lam")
+    parameters = catalog.LOSSES["gcmmd"]
     jacobian = "full"
     default_estimator = "biased"
 

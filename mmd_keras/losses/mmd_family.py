@@ -26,6 +26,7 @@ The weight of E‖J‖²_F is ``coefficient`` everywhere (SMMD, SWGAN, rep-gp).
 import keras
 import tensorflow as tf
 
+from mmd_keras import catalog
 from mmd_keras import kernels as kernels_lib
 from mmd_keras.losses import estimators, inputs, penalties
 from mmd_keras.losses.base import GANLoss
@@ -238,7 +239,7 @@ class KernelLoss(GANLoss):
       **kwargs: :class:`~mmd_keras.losses.base.GANLoss` arguments.
     """
 
-    parameters = GANLoss.parameters + ("kernel", "estimator", "legacy_constant_diagonal")
+    parameters = catalog.KERNEL_KEYWORDS
     takes_kernel = True
     default_kernel = ("rbf", {"sigmas": (1.0,)})
     default_estimator = "unbiased"
@@ -295,7 +296,7 @@ class RepulsiveLoss(KernelLoss):
     """
 
     name = "repulsive"
-    parameters = KernelLoss.parameters + ("lam", "bounded", "lower_bound", "upper_bound")
+    parameters = catalog.LOSSES["repulsive"]
     default_lam = 1.0
     default_bounded = False
 
@@ -358,7 +359,7 @@ class SMMDLoss(KernelLoss):
     """
 
     name = "smmd"
-    parameters = KernelLoss.parameters + ("coefficient", "offset")
+    parameters = catalog.LOSSES["smmd"]
     jacobian = "real"
 
     def __init__(self, coefficient=10.0, offset=1.0, **kwargs):
@@ -410,7 +411,7 @@ class RepGPLoss(KernelLoss):
     """
 
     name = "rep_gp"
-    parameters = KernelLoss.parameters + ("coefficient",)
+    parameters = catalog.LOSSES["rep_gp"]
     required_output_dim = 1
     jacobian = "critic"
 
