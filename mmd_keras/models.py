@@ -44,7 +44,6 @@ import tensorflow as tf
 
 from mmd_keras import distribute, ema, model_inputs, model_state, performance, rng
 from mmd_keras.catalog import CRITIC_SCHEDULES
-from mmd_keras.errors import ArgumentError
 
 PAPER2_CRITIC_STEPS, PAPER2_MAX_CRITIC_STEPS = 5, 10
 # The critic-step index of evaluation draws (training uses 0..9 and rng.GENERATOR_INDEX).
@@ -216,12 +215,9 @@ class MMDGAN(keras.Model):
                              f"Received: `loss={loss!r}`")
         with self.distribute_strategy.scope():  # the loss's state variables, mirrored
             loss = losses.get(loss)
-        required = loss.required_output_dim
-        output_dim = self.critic.outputs[0].shape[-1] if getattr(self.critic, "outputs", None) else None
-        if required is not None and output_dim is not None and output_dim != required:
-            raise ArgumentError("output_dim", f"Expected a critic with output dimension {required} "
-                                f"for loss {loss.name!r}. Received: critic output "
-                                f"dimension {output_dim}", owner="critic")
+        # A functional critic declares its width: a mismatch fails here, before any step.
+        loss.check_output_dim(self.critic.outputs[0].shape[-1] if getattr(self.critic, "outputs", None)
+                              else None)
         # The loss is a Keras layer: as an attribute its variables are the model's (saved by
         # `save`, `save_weights`, `BackupAndRestore`; a child of `tf.train.Checkpoint(model)`).
         # A loss replaced by a new `compile` leaves the tracked layers.

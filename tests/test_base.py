@@ -253,7 +253,7 @@ def test_objective_bad_inputs(rng):
         losses.get("mmd", lam=1.0)
     with pytest.raises(ValueError, match="mode"):
         losses.get("mmd")(critic, real, real, seed=[0, 0], mode="discriminator")
-    with pytest.raises(ValueError, match="output_dim=1"):
+    with pytest.raises(ValueError, match="output dimension 1"):
         losses.get("swgan")(critic, real, real, seed=[0, 0])
     with pytest.raises(ValueError, match="fake_images_2"):
         losses.get("cramer")(critic, real, real, seed=[0, 0])

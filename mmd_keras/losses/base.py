@@ -51,6 +51,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmd_keras import catalog, rng
+from mmd_keras.errors import ArgumentError
 from mmd_keras.losses import inputs, penalties
 
 MODES = ("critic", "generator", "both")
@@ -335,14 +336,27 @@ class GANLoss(keras.layers.Layer):
         real_features = tf.stop_gradient(_call_critic(critic, real, False))
         return tf.concat([tf.cast(real_features, fake_features.dtype), fake_features], axis=0)
 
+    def check_output_dim(self, output_dim):
+        """The one rule on the critic's output width this loss needs (``required_output_dim``):
+        checked here for the features it receives and by ``MMDGAN.compile`` for a functional
+        critic before any step runs.
+
+        Args:
+          output_dim: the critic's output width s, or None when unknown (no check).
+
+        Raises:
+          ArgumentError: ``output_dim`` (owner "critic") differs from ``required_output_dim``.
+        """
+        required = self.required_output_dim
+        if required is not None and output_dim is not None and int(output_dim) != required:
+            raise ArgumentError("output_dim", f"Expected a critic with output dimension {required} "
+                                f"for loss {self.name!r}. Received: critic output dimension "
+                                f"{output_dim}", owner="critic")
+
     def _check_features(self, features):
         if features.shape.rank != 2:
             raise ValueError(f"Expected critic features [batch, s]. Received: `features.shape={features.shape}`")
-        if self.required_output_dim is not None and features.shape[1] != self.required_output_dim:
-            raise ValueError(
-                f"Expected a critic with output_dim={self.required_output_dim} for loss {self.name!r}. "
-                f"Received: `features.shape={features.shape}`"
-            )
+        self.check_output_dim(features.shape[1])
         return features
 
     def call(self, critic, real_images, fake_images, *, seed, mode="both", fake_images_2=None,
