@@ -31,11 +31,12 @@ of the config's TFDS dataset). Extra ``--flags`` go last and win (absl's rule), 
 
 The stand-in is a ``MirroredStrategy``: Keras's loop of several steps per call, taken by every
 critic schedule but ``paper2``, fails there (keras-team/keras#19246); rehearse such a config
-with ``--steps_per_execution=1``. What it cannot show: that XLA compiles the step for the TPU (TPUStrategy compiles every
-replicated step with XLA; a MirroredStrategy on CPU runs the TF graph, so Keras's and TF's
-TPU-only branches — TPU input sharding, ``experimental_io_device`` for checkpoints,
-``TPUStrategy``'s per-host dataset placement — are not taken), HBM limits, libtpu and the
-``tensorflow-tpu`` wheel, TFDS reading from ``gs://``, the GCS lease timing, and speed.
+with ``--steps_per_execution=1``. ``isinstance(strategy, tf.distribute.TPUStrategy)`` is False,
+so the TPU-only branches of Keras (replica 0's logs, per-host output ordering) and of TF
+(``tpu.replicate``, TPU variable and checkpoint placement, per-host input sharding) are not
+taken. What it cannot show: XLA compiling the step for the TPU (a TPUStrategy compiles every
+replicated step; here the TF graph runs) and its compile time, HBM limits, libtpu and the
+``tensorflow-tpu`` wheel, TFDS reading from ``gs://``, GCS latency and the lease timing, speed.
 Exit code: 0 when every check passed, 1 with one ``rehearsal failed:`` line per failed check,
 or the launcher's own code (2: bad input) when a run stops before training.
 """
@@ -60,7 +61,7 @@ BUCKET = "ram://rehearsal"
 STEPS, STEPS_PER_EXECUTION, IMAGES = 4, 2, 16
 #: What a CPU cannot afford of a TPU run; everything else is the script's and the config's.
 REHEARSAL_FLAGS = (
-    f"--dataset=image_folder", f"--data_dir={BUCKET}/data/images",
+    "--dataset=image_folder", f"--data_dir={BUCKET}/data/images",
     f"--workdir={BUCKET}/runs/rehearsal", f"--export_dir={BUCKET}/saved_models",
     "--batch_size=2", f"--steps={STEPS}", f"--steps_per_epoch={STEPS}",
     f"--steps_per_execution={STEPS_PER_EXECUTION}", f"--checkpoint_every={STEPS_PER_EXECUTION}",
