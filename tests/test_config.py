@@ -100,6 +100,14 @@ def test_loss_params_are_typed():
     # XLA cannot compile one step over several mirrored devices (tests/test_launch.py).
     (dict(strategy="mirrored", jit_compile=True), "jit_compile", ["`--strategy=mirrored`", "tpu"]),
     (dict(strategy="multi_worker", jit_compile=True), "jit_compile", ["`--strategy=multi_worker`"]),
+    # Keras's multi-step loop fails under mirrored replicas (keras-team/keras#19246;
+    # tests/test_distribute.py runs it).
+    (dict(strategy="mirrored", steps_per_execution=2, steps=4, steps_per_epoch=4,
+          checkpoint_every=2, sample_every=2, log_every=2, eval_every=2), "steps_per_execution",
+     ["`--strategy=mirrored`", "#19246", "tpu"]),
+    (dict(strategy="multi_worker", steps_per_execution=2, steps=4, steps_per_epoch=4,
+          checkpoint_every=2, sample_every=2, log_every=2, eval_every=2), "steps_per_execution",
+     ["`--strategy=multi_worker`"]),
     (dict(image_channels=2), "image_channels", ["[0, 1, 3]"]),
     (dict(image_channels=True), "image_channels", ["[0, 3]"]),
     (dict(image_channels=3), "image_channels", ["fixed: 1", "image_folder"]),

@@ -234,6 +234,32 @@ def test_image_folder_reports_unreadable_files(folder):
     assert [os.path.basename(p) for p in header] == ["broken.jpg"]
 
 
+def test_image_folder_reads_a_bucket_like_a_local_folder(folder):
+    """A folder on a ``tf.io.gfile`` filesystem (``ram://``, the stand-in for ``gs://`` where a
+    Cloud TPU reads its data) gives the same files in the same order, the same images and the
+    same report of unreadable files as the local copy."""
+    import uuid
+
+    root, _ = folder
+    (root / "c" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    bucket = f"ram://folder-{uuid.uuid4().hex[:8]}/images"
+    for path in datasets.folder.list_image_files(str(root)):
+        target = bucket + path[len(str(root)):]
+        tf.io.gfile.makedirs(os.path.dirname(target))
+        tf.io.gfile.copy(path, target, overwrite=True)
+    listed = datasets.folder.list_image_files(bucket)
+    assert [p[len(bucket):] for p in listed] == [
+        p[len(str(root)):] for p in datasets.folder.list_image_files(str(root))]
+    assert listed[0] == f"{bucket}/a/0.png" and listed[1] == f"{bucket}/a/b/1.PNG"
+    assert [os.path.basename(p) for p in datasets.folder.find_unreadable(
+        listed, validate="header")] == ["broken.jpg"]
+    read = {name: _take(datasets.build_dataset(
+        "image_folder", data_dir=name, image_size=12, batch_size=1, shuffle=False, repeat=False,
+        on_error="skip"), 10) for name in (str(root), bucket)}
+    assert len(read[bucket]) == 4
+    np.testing.assert_array_equal(np.stack(read[bucket]), np.stack(read[str(root)]))
+
+
 def test_image_folder_empty_or_missing_is_an_error(tmp_path):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     (tmp_path / "empty" / "sub" / "readme.txt").write_text("x")

@@ -10,11 +10,11 @@ centre-cropped to its largest square (or ``crop_size``) and resized.
 """
 
 import logging
-import os
 
 import numpy as np
 import tensorflow as tf
 
+from mmd_keras import fileio
 from mmd_keras.datasets import pipeline
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -30,16 +30,17 @@ def list_image_files(directory):
     Raises:
         ValueError: ``directory`` is None, not a folder, or holds no image file.
     """
-    if directory is None or not os.path.isdir(directory):
+    # tf.io.gfile: the folder may be in a bucket (gs://, as on a Cloud TPU VM) as well as local.
+    if directory is None or not tf.io.gfile.isdir(directory):
         raise ValueError(
             "Expected `data_dir` to be an existing folder of JPEG/PNG images for "
             f"`name='image_folder'`. Received: `data_dir={directory!r}`"
         )
     paths = []
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
+    for root, dirs, files in tf.io.gfile.walk(directory):
+        dirs.sort()  # (gfile's walk, like os.walk, descends into this list after the yield)
         paths.extend(
-            os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)
+            fileio.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)
         )
     if not paths:
         raise ValueError(
@@ -52,9 +53,9 @@ def list_image_files(directory):
 
 def _header_ok(path):
     try:
-        with open(path, "rb") as handle:
+        with tf.io.gfile.GFile(path, "rb") as handle:
             head = handle.read(8)
-    except OSError:
+    except (OSError, tf.errors.OpError):
         return False
     return any(head.startswith(signature) for signature in _SIGNATURES)
 
