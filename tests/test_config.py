@@ -144,6 +144,17 @@ def test_builder_errors_name_the_flag_through_preflight(tmp_path, changes, flag,
     assert not (tmp_path / "run").exists()  # nothing written
 
 
+def test_paper2_schedule_keeps_several_steps_per_call_over_mirrored_replicas():
+    """Paper 2's schedule runs the model's own multi-step loop under mirrored replicas (tested
+    in tests/test_distribute.py), so only the other schedules are refused there."""
+    spread = dict(steps=4, steps_per_epoch=4, checkpoint_every=2, sample_every=2, log_every=2,
+                  eval_every=2, steps_per_execution=2)
+    config = RunConfig(strategy="mirrored", critic_schedule="paper2", **spread)
+    assert config.steps_per_execution == 2
+    with pytest.raises(ConfigError, match="critic_schedule=fixed"):
+        RunConfig(strategy="mirrored", critic_schedule="fixed", loss="mmd", **spread)
+
+
 def test_config_is_frozen_and_replace_validates():
     config = RunConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):

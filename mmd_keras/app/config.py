@@ -410,14 +410,17 @@ def _validate_combinations(config):
             "cannot reach the other devices' variable copies; XLA runs with `--strategy=tpu`, "
             "`one_device` or `default`. Received: `--jit_compile` with "
             f"`--strategy={config.strategy}`")
-    if config.steps_per_execution > 1 and config.strategy in ("mirrored", "multi_worker"):
+    if (config.steps_per_execution > 1 and config.strategy in ("mirrored", "multi_worker")
+            and config.critic_schedule != "paper2"):
         # Keras 3's multi-step loop (a tf.cond on the iterator inside a tf.while_loop) fails
         # under MirroredStrategy with several replicas, a one-Dense model too: "You must feed a
-        # value for placeholder tensor" (keras-team/keras#19246).
+        # value for placeholder tensor" (keras-team/keras#19246). Paper 2's schedule runs the
+        # model's own loop there (MMDGAN._paper2_replicated_train_function), which works.
         raise ConfigError(
             "steps_per_execution", "Expected `--steps_per_execution=1` with `--strategy="
-            f"{config.strategy}`: Keras's loop of several steps per call fails under mirrored "
-            "replicas (keras-team/keras#19246); several steps per call are for `--strategy=tpu`. "
+            f"{config.strategy}` and `--critic_schedule={config.critic_schedule}`: Keras's loop "
+            "of several steps per call fails under mirrored replicas (keras-team/keras#19246); "
+            "several steps per call are for `--strategy=tpu` or `--critic_schedule=paper2`. "
             f"Received: `--steps_per_execution={config.steps_per_execution}`")
     if config.critic_schedule == "joint" and config.critic_steps != 1:
         raise ConfigError(
