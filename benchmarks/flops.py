@@ -17,6 +17,7 @@ are not counted: "FLOP/s achieved" is the dense-FLOP rate, comparable to a matmu
 """
 
 import numpy as np
+import tensorflow as tf
 
 CONV_OPS = ("Conv2D", "Conv", "Conv2DBackpropInput", "Conv2DBackpropFilter")
 MATMUL_OPS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
@@ -69,23 +70,42 @@ def live_ops(graph):
     return [op for op in graph.get_operations() if op.name in seen]
 
 
+WHILE_OPS = ("While", "StatelessWhile")
+
+
+def _while_trips(op):
+    """The static trip count of a ``tf.while_loop`` op (while_v2: input 1 is its
+    ``maximum_iterations``), or None when it is not a known positive constant."""
+    trips = tf.get_static_value(op.inputs[1]) if len(op.inputs) > 1 else None
+    return int(trips) if trips is not None and int(trips) > 0 else None
+
+
 def graph_flops(graph):
     """Total dense FLOPs of the live ops of ``graph`` and a per-op-type breakdown.
 
+    A ``tf.while_loop`` with a static ``maximum_iterations`` (the model's critic steps) counts
+    its body's FLOPs that many times: the loop runs its body exactly so often when the count
+    is its condition too, and at most so often otherwise (an upper bound, e.g. paper 2's 10).
+
     Raises:
         ValueError: a counted op with a non-static shape, or nested functions (``tf.cond``,
-            ``tf.while_loop`` bodies), whose ops this counter does not see.
+            calls, loops without a static trip count), whose ops this counter does not see.
     """
     nested = [op.type for op in graph.get_operations()
-              if op.type in ("If", "StatelessIf", "While", "StatelessWhile", "PartitionedCall",
-                             "StatefulPartitionedCall")]
+              if op.type in ("If", "StatelessIf", "PartitionedCall", "StatefulPartitionedCall")
+              or (op.type in WHILE_OPS and _while_trips(op) is None)]
     if nested:
         raise ValueError(f"Expected a graph without nested functions. Received ops {sorted(set(nested))}")
     by_type = {}
     for op in live_ops(graph):
-        flops = op_flops(op)
-        if flops:
-            by_type[op.type] = by_type.get(op.type, 0) + flops
+        if op.type in WHILE_OPS:
+            body = graph_flops(graph._get_function(op.get_attr("body").name).graph)["by_op"]
+            counted = {kind: flops * _while_trips(op) for kind, flops in body.items()}
+        else:
+            counted = {op.type: op_flops(op)}
+        for kind, flops in counted.items():
+            if flops:
+                by_type[kind] = by_type.get(kind, 0) + flops
     return {"total": sum(by_type.values()), "by_op": by_type}
 
 

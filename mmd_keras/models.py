@@ -402,8 +402,11 @@ class MMDGAN(keras.Model):
         names = list(tf.function(step, autograph=False).get_concrete_function(
             tf.TensorSpec([], tf.int32)).structured_outputs)
         initial = {name: tf.constant(0.0) for name in names}
+        # `maximum_iterations` states the largest count in the graph (the count itself, or
+        # paper 2's 10): XLA and graph tools see a bounded loop.
         _, logs = tf.while_loop(lambda index, _: index < count, lambda index, _: (index + 1, step(index)),
-                                (tf.constant(0), initial))
+                                (tf.constant(0), initial),
+                                maximum_iterations=count if isinstance(count, int) else PAPER2_MAX_CRITIC_STEPS)
         return logs
 
     def train_step(self, data, extra_critic_steps=None):

@@ -456,3 +456,23 @@ def test_xla_compile_counts_hlo_instructions_and_the_launchers_two_replica_answe
     assert result["hlo_instructions"] > 1000 and result["hlo_convolutions"] >= 4
     answer = xla_compile.two_replica_answer("smoke")
     assert answer.startswith("refused:") and "--jit_compile" in answer and "mirrored" in answer
+
+
+def test_while_loop_body_counts_its_static_trip_count():
+    """A `tf.while_loop` with a static `maximum_iterations` (the model's critic-step loop)
+    counts its body's matmul that many times; without a static count the counter refuses."""
+    import tensorflow as tf
+
+    from benchmarks import flops
+
+    def looped(x, trips):
+        return tf.while_loop(lambda i, _: i < trips, lambda i, y: (i + 1, tf.matmul(y, x)),
+                             (tf.constant(0), x), maximum_iterations=trips)[1]
+
+    spec = tf.TensorSpec([4, 4])
+    counted = flops.function_flops(tf.function(lambda x: looped(x, 3)), spec)
+    assert counted["total"] == 3 * flops.matmul_flops(4, 4, 4) == counted["by_op"]["MatMul"]
+    unbounded = tf.function(lambda x, n: tf.while_loop(lambda i, _: i < n, lambda i, y: (i + 1, y @ y),
+                                                       (tf.constant(0), x))[1])
+    with pytest.raises(ValueError, match="While"):
+        flops.function_flops(unbounded, spec, tf.TensorSpec([], tf.int32))
