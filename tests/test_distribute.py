@@ -345,7 +345,7 @@ def test_keras_multi_step_loop_still_fails_over_mirrored_replicas(tmp_path):
     """Why the launcher refuses `--steps_per_execution>1` with `--strategy=mirrored`: Keras's
     loop of several steps per call fails under MirroredStrategy over 2 replicas, for a one-Dense
     model too ("You must feed a value for placeholder tensor", keras-team/keras#19246). When
-    this test fails because Keras was fixed, lift the refusal in `config.py`."""
+    this test fails because Keras was fixed, lift the refusal in `mmd_keras/app/config.py`."""
     script = tmp_path / "keras_multi_step.py"
     script.write_text(KERAS_MULTI_STEP_WORKER)
     output = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
@@ -355,7 +355,7 @@ def test_keras_multi_step_loop_still_fails_over_mirrored_replicas(tmp_path):
     result = json.loads(lines[-1][len("RESULT "):])
     assert result["1"] == "ok"
     assert result["2"] == "InvalidArgumentError: must feed a placeholder", result
-    from mmd_keras.config import ConfigError, RunConfig
+    from mmd_keras.app.config import ConfigError, RunConfig
 
     with pytest.raises(ConfigError, match="keras-team/keras#19246"):
         RunConfig(strategy="mirrored", steps_per_execution=2, steps=4, steps_per_epoch=4,
