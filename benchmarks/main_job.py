@@ -33,8 +33,9 @@ TARGET_RATIO = 1.3
 def run_once(config, steps, extra_flags, log):
     """One launcher run; returns its phases (seconds) and the ratio wall / training."""
     with tempfile.TemporaryDirectory() as workdir:
+        # Workdir and export both in the temporary folder: nothing is left in the checkout.
         command = [sys.executable, "-u", "-m", "mmd_keras.launch", f"--flagfile={config}",
-                   f"--workdir={workdir}/run", *extra_flags]
+                   f"--workdir={workdir}/run", f"--export_dir={workdir}/export", *extra_flags]
         if steps:
             command.append(f"--steps={steps}")
         start = time.perf_counter()
@@ -49,9 +50,15 @@ def run_once(config, steps, extra_flags, log):
     announced = next(t for t, text in lines if text.startswith("Run directory:"))
     trained_at, match = next((t, TRAINED.search(text)) for t, text in lines if TRAINED.search(text))
     training = float(match.group(2))
+    last_line = lines[-1][0] if lines else wall
     record = {"wall_s": wall, "training_s": training, "steps": int(match.group(1)),
               "startup_s": announced, "end_s": wall - trained_at,
-              "ratio_wall_to_training": wall / training}
+              "exit_after_last_line_s": wall - last_line,
+              "ratio_wall_to_training": wall / training,
+              # Every line the launcher printed (TensorFlow's log lines left out), with its
+              # arrival time: where the time between the phases went.
+              "timeline": [(round(t, 2), text[:160]) for t, text in lines
+                           if not text.startswith(("I0000", "W0000", "E0000", "WARNING"))]}
     log(f"  wall {wall:.1f} s, training {training:.1f} s, startup {announced:.1f} s, "
         f"after training {record['end_s']:.1f} s: ratio {record['ratio_wall_to_training']:.3f}")
     return record
