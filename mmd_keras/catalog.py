@@ -26,26 +26,25 @@ import collections
 PENALTY_KEYWORDS = ("gradient_penalty_weight", "activation_penalty_weight", "legacy_gp_axis")
 #: ... and every loss of the kernel (MMD) family (``mmd_family.KernelLoss.parameters``).
 KERNEL_KEYWORDS = PENALTY_KEYWORDS + ("kernel", "estimator", "legacy_constant_diagonal")
-_PENALTIES, _KERNEL = PENALTY_KEYWORDS, KERNEL_KEYWORDS
-_REPULSIVE = _KERNEL + ("lam", "bounded", "lower_bound", "upper_bound")
+_REPULSIVE = KERNEL_KEYWORDS + ("lam", "bounded", "lower_bound", "upper_bound")
 
 #: Loss name -> the keywords ``mmd_keras.losses.get(name, **params)`` accepts. The loss classes'
 #: ``parameters`` are these tuples (one definition; ``tests/test_catalog.py`` checks each
 #: registered class against its name's entry).
 LOSSES = {
-    "mmd": _KERNEL,
+    "mmd": KERNEL_KEYWORDS,
     "repulsive": _REPULSIVE,
     "rep_b": _REPULSIVE,
     "mmd_rbf_b": _REPULSIVE,
-    "smmd": _KERNEL + ("coefficient", "offset"),
-    "swgan": _KERNEL + ("coefficient", "offset"),
-    "rep_gp": _KERNEL + ("coefficient",),
-    "gcmmd": _PENALTIES + ("kernel", "estimator", "lam"),
-    "wgan_gp": _PENALTIES,
-    "cramer": _PENALTIES,
-    "sobolev": _PENALTIES + ("rho",),
-    "hinge": _PENALTIES,
-    "non_saturating": _PENALTIES,
+    "smmd": KERNEL_KEYWORDS + ("coefficient", "offset"),
+    "swgan": KERNEL_KEYWORDS + ("coefficient", "offset"),
+    "rep_gp": KERNEL_KEYWORDS + ("coefficient",),
+    "gcmmd": PENALTY_KEYWORDS + ("kernel", "estimator", "lam"),
+    "wgan_gp": PENALTY_KEYWORDS,
+    "cramer": PENALTY_KEYWORDS,
+    "sobolev": PENALTY_KEYWORDS + ("rho",),
+    "hinge": PENALTY_KEYWORDS,
+    "non_saturating": PENALTY_KEYWORDS,
 }
 
 #: Kernel name -> its class in :mod:`mmd_keras.kernels` (which sets each class's ``name``).
